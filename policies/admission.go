@@ -1,0 +1,100 @@
+package policies
+
+import (
+	"context"
+	"time"
+)
+
+// AdmissionInput is the fact sheet for one job; input.schema.json documents
+// it for policy authors.
+type AdmissionInput struct {
+	Now        time.Time   `json:"now"`
+	Principal  Principal   `json:"principal"`
+	Dataset    Dataset     `json:"dataset"`
+	Agreements []Agreement `json:"agreements"`
+	Job        Job         `json:"job"`
+}
+
+// Principal is who submits the job.
+type Principal struct {
+	Name  string   `json:"name"`
+	Kind  string   `json:"kind"`
+	Roles []string `json:"roles"`
+}
+
+// Dataset is the catalog entry of the pinned dataset version.
+type Dataset struct {
+	Name    string  `json:"name"`
+	Version string  `json:"version"`
+	Open    string  `json:"open"`
+	Grade   string  `json:"grade"`
+	Fields  []Field `json:"fields"`
+}
+
+// Field is a column's catalog label.
+type Field struct {
+	Name        string `json:"name"`
+	Sensitivity string `json:"sensitivity"`
+	Identifier  string `json:"identifier"`
+}
+
+// Agreement is one of the principal's agreements on the dataset.
+type Agreement struct {
+	ID         int64    `json:"id"`
+	Fields     []string `json:"fields"`
+	Purpose    string   `json:"purpose"`
+	ValidFrom  string   `json:"valid_from"`
+	ValidUntil string   `json:"valid_until"`
+	Status     string   `json:"status"`
+}
+
+// Job is what the submitter asked for, as the SQL analysis sees it.
+type Job struct {
+	Kind      string   `json:"kind"`
+	Purpose   string   `json:"purpose"`
+	CodeHash  string   `json:"code_sha256"`
+	Tables    []string `json:"tables"`
+	Fields    []string `json:"fields"`
+	Functions []string `json:"functions"`
+	Aggregate bool     `json:"aggregate"`
+}
+
+// Decision is the admission policy's answer.
+type Decision struct {
+	Allow       bool              `json:"allow"`
+	Reasons     []Reason          `json:"reasons"`
+	AgreementID int64             `json:"agreement_id"`
+	Fields      map[string]string `json:"fields"` // field → form ("raw")
+	Limits      Limits            `json:"limits"`
+	Bundle      string            `json:"bundle"`
+}
+
+// Reason explains one part of a decision.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// Limits bound a job's execution and output.
+type Limits struct {
+	MaxRows        int64  `json:"max_rows"`
+	MaxBytes       int64  `json:"max_bytes"`
+	MinCellCount   int64  `json:"min_cell_count"`
+	TimeoutSeconds int    `json:"timeout_seconds"`
+	Memory         string `json:"memory"`
+	Threads        int    `json:"threads"`
+}
+
+// Admit evaluates the admission policy for in.
+func (e *Engine) Admit(ctx context.Context, in AdmissionInput) (Decision, error) {
+	if in.Agreements == nil {
+		in.Agreements = []Agreement{}
+	}
+	var d Decision
+	if err := eval(ctx, e.admission, "admission", in, &d); err != nil {
+		return Decision{}, err
+	}
+	d.Bundle = e.hash
+	return d, nil
+}

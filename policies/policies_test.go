@@ -1,0 +1,163 @@
+package policies
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+func engine(t *testing.T) *Engine {
+	t.Helper()
+	e, err := Default(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func baseInput() AdmissionInput {
+	return AdmissionInput{
+		Now:       time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC),
+		Principal: Principal{Name: "acme", Kind: "company", Roles: []string{"operator"}},
+		Dataset: Dataset{Name: "population", Version: "abc", Open: "conditional", Grade: "important", Fields: []Field{
+			{Name: "id_number", Sensitivity: "personal-sensitive", Identifier: "direct"},
+			{Name: "name", Sensitivity: "personal", Identifier: "direct"},
+			{Name: "district", Sensitivity: "internal", Identifier: "quasi"},
+			{Name: "income", Sensitivity: "sensitive", Identifier: "none"},
+		}},
+		Agreements: []Agreement{{ID: 7, Fields: []string{"district", "income", "id_number"}, Purpose: "Elderly care planning",
+			ValidFrom: "2026-01-01", ValidUntil: "2026-12-31", Status: "active"}},
+		Job: Job{Kind: "sql", Purpose: "elderly care planning ", Fields: []string{"district", "income"}},
+	}
+}
+
+func codes(d Decision) []string {
+	var out []string
+	for _, r := range d.Reasons {
+		out = append(out, r.Code)
+	}
+	return out
+}
+
+func TestAdmissionAllowsCoveredJob(t *testing.T) {
+	e := engine(t)
+	d, err := e.Admit(context.Background(), baseInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Allow || d.AgreementID != 7 || len(d.Reasons) != 0 {
+		t.Fatalf("decision = %+v, want allowed under agreement 7", d)
+	}
+	if d.Fields["district"] != "raw" || d.Fields["income"] != "raw" || len(d.Fields) != 2 {
+		t.Errorf("fields = %v, want exactly the referenced fields, raw", d.Fields)
+	}
+	if d.Limits.MinCellCount != 10 || d.Limits.MaxRows <= 0 || d.Bundle != e.BundleHash() || !strings.HasPrefix(d.Bundle, "sha256:") {
+		t.Errorf("limits/bundle = %+v %s", d.Limits, d.Bundle)
+	}
+}
+
+func TestAdmissionDenials(t *testing.T) {
+	e := engine(t)
+	cases := []struct {
+		name string
+		mod  func(*AdmissionInput)
+		code string
+		text string
+	}{
+		{"closed dataset", func(in *AdmissionInput) { in.Dataset.Open = "closed" }, "dataset_closed", "never served"},
+		{"field outside agreement", func(in *AdmissionInput) { in.Job.Fields = []string{"district", "name"} }, "field_not_granted", "field name is outside agreement 7"},
+		{"personal-sensitive", func(in *AdmissionInput) { in.Job.Fields = []string{"id_number"} }, "field_personal_sensitive", "never served raw"},
+		{"other purpose", func(in *AdmissionInput) { in.Job.Purpose = "marketing" }, "purpose_not_covered", "Elderly care planning"},
+		{"no agreement", func(in *AdmissionInput) { in.Agreements = nil }, "no_agreement", "no data use agreement"},
+		{"expired", func(in *AdmissionInput) { in.Now = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC) }, "agreement_inactive", "expired"},
+		{"not yet", func(in *AdmissionInput) { in.Agreements[0].ValidFrom = "2026-12-01" }, "agreement_inactive", "not yet in force"},
+		{"revoked", func(in *AdmissionInput) { in.Agreements[0].Status = "revoked" }, "agreement_inactive", "revoked"},
+		{"admin submits", func(in *AdmissionInput) { in.Principal.Roles = []string{"admin"} }, "not_a_requester", "only operators"},
+		{"unknown field", func(in *AdmissionInput) { in.Job.Fields = []string{"shoe_size"} }, "unknown_field", "no field shoe_size"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput()
+			in.Agreements = append([]Agreement(nil), in.Agreements...)
+			tc.mod(&in)
+			d, err := e.Admit(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allow || len(d.Fields) != 0 {
+				t.Fatalf("allowed: %+v", d)
+			}
+			found := false
+			for _, r := range d.Reasons {
+				if r.Code == tc.code && strings.Contains(r.Message, tc.text) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("reasons %v lack %s mentioning %q: %+v", codes(d), tc.code, tc.text, d.Reasons)
+			}
+		})
+	}
+}
+
+func TestAdmissionOnLastDayOfTerm(t *testing.T) {
+	in := baseInput()
+	in.Now = time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
+	d, err := engine(t).Admit(context.Background(), in)
+	if err != nil || !d.Allow {
+		t.Fatalf("last day of the term: %+v %v, want allowed", d, err)
+	}
+}
+
+func TestRelease(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	d, err := e.Release(ctx, ReleaseInput{Checks: []Check{{Name: "min_cell_count", Passed: true}, {Name: "direct_identifiers", Passed: true}}})
+	if err != nil || d.Outcome != OutcomeRelease || d.Bundle != e.BundleHash() {
+		t.Fatalf("all checks passed: %+v %v", d, err)
+	}
+	d, err = e.Release(ctx, ReleaseInput{Checks: []Check{{Name: "min_cell_count", Passed: false, Detail: "3 cells below 10"}, {Name: "direct_identifiers", Passed: true}}})
+	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Message != "3 cells below 10" {
+		t.Fatalf("failed check: %+v %v", d, err)
+	}
+	d, err = e.Release(ctx, ReleaseInput{})
+	if err != nil || d.Outcome != OutcomeHold {
+		t.Fatalf("no checks at all must hold: %+v %v", d, err)
+	}
+}
+
+func TestLoadRejectsBadBundlesAndHashesContent(t *testing.T) {
+	ctx := context.Background()
+	if _, err := Load(ctx, fstest.MapFS{}); err == nil || !strings.Contains(err.Error(), "no .rego") {
+		t.Errorf("empty bundle: %v", err)
+	}
+	bad := fstest.MapFS{"x.rego": {Data: []byte("package dsbx.admission\n\ndecision := {")}}
+	if _, err := Load(ctx, bad); err == nil || !strings.Contains(err.Error(), "x.rego") {
+		t.Errorf("syntax error: %v, want it to name x.rego", err)
+	}
+	noRelease := fstest.MapFS{"a.rego": {Data: []byte("package dsbx.admission\n\ndecision := {\"allow\": false}\n")}}
+	e, err := Load(ctx, noRelease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Release(ctx, ReleaseInput{}); err == nil || !strings.Contains(err.Error(), "no decision") {
+		t.Errorf("bundle without release rules: %v", err)
+	}
+
+	changed := fstest.MapFS{}
+	for _, name := range []string{"admission.rego", "release.rego"} {
+		src, _ := bundle.ReadFile(name)
+		changed[name] = &fstest.MapFile{Data: src}
+	}
+	same, err := Load(ctx, changed)
+	if err != nil || same.BundleHash() != engine(t).BundleHash() {
+		t.Fatalf("same files, different hash: %v", err)
+	}
+	changed["release.rego"].Data = append(changed["release.rego"].Data, []byte("\n# edited\n")...)
+	edited, err := Load(ctx, changed)
+	if err != nil || edited.BundleHash() == same.BundleHash() {
+		t.Fatalf("an edit did not change the bundle hash: %v", err)
+	}
+}

@@ -1,0 +1,51 @@
+package policies
+
+import "context"
+
+// ReleaseInput describes a quarantined result and the checks it went through.
+type ReleaseInput struct {
+	Job    Job     `json:"job"`
+	Result Result  `json:"result"`
+	Checks []Check `json:"checks"`
+}
+
+// Result is the shape of a quarantined result.
+type Result struct {
+	Rows    int64    `json:"rows"`
+	Bytes   int64    `json:"bytes"`
+	SHA256  string   `json:"sha256"`
+	Columns []string `json:"columns"`
+}
+
+// Check is the outcome of one disclosure check.
+type Check struct {
+	Name   string `json:"name"`
+	Passed bool   `json:"passed"`
+	Detail string `json:"detail"`
+}
+
+// Release outcomes.
+const (
+	OutcomeRelease = "release"
+	OutcomeHold    = "hold"
+)
+
+// ReleaseDecision is the release policy's answer.
+type ReleaseDecision struct {
+	Outcome string   `json:"outcome"`
+	Reasons []Reason `json:"reasons"`
+	Bundle  string   `json:"bundle"`
+}
+
+// Release evaluates the release policy for in.
+func (e *Engine) Release(ctx context.Context, in ReleaseInput) (ReleaseDecision, error) {
+	if in.Checks == nil {
+		in.Checks = []Check{}
+	}
+	var d ReleaseDecision
+	if err := eval(ctx, e.release, "release", in, &d); err != nil {
+		return ReleaseDecision{}, err
+	}
+	d.Bundle = e.hash
+	return d, nil
+}
