@@ -1,0 +1,197 @@
+package sql
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// CellCountColumn names the column CellSQL appends: the number of input rows behind each result row.
+const CellCountColumn = "__dsbx_cell_n"
+
+// Analysis is what a query references, as DuckDB's parser sees it.
+type Analysis struct {
+	Tables    []string            // dataset tables referenced (CTE names excluded), sorted
+	Fields    map[string][]string // per referenced table, the dataset fields the query references, sorted and unique
+	Functions []string            // lower-case function names, sorted and unique (count(*) appears as count_star)
+	Aggregate bool                // the top-level query is one SELECT that groups, or whose select list is all aggregates and constants
+	Outputs   []Output            // the top-level select list in order (empty for set operations)
+	SQL       string              // the statement as DuckDB re-serialized it; this, not the submitted text, is what runs
+	CellSQL   string              // for Aggregate queries, SQL with count(*) AS __dsbx_cell_n appended to the select list; "" otherwise
+}
+
+// Output is one top-level output column and where it comes from.
+type Output struct {
+	Name       string   // the alias, else the column name of a bare column reference, else DuckDB's rendering of the expression
+	Fields     []string // dataset fields its expression references, followed through CTE and subquery aliases
+	Aggregated bool     // every field reference sits inside a reducing aggregate such as count, sum or avg
+}
+
+// Analyze parses query with DuckDB's parser (json_serialize_sql) in a private, locked, data-less DuckDB and reports what it references.
+// tables maps each table the job may name (the dataset names) to ALL of that dataset's field names (not only the allowed ones).
+// A refusal is returned as an *Error.
+//
+// Field references are over-approximated rather than missed: a star, COLUMNS(...),
+// a positional reference, a table used as a row value or a table with a column
+// alias list counts as all of that table's fields, and an unqualified column name
+// counts for every referenced table that has such a field.
+func Analyze(ctx context.Context, query string, tables map[string][]string) (*Analysis, error) {
+	if e := checkText(query); e != nil {
+		return nil, e
+	}
+	p, err := sharedParser()
+	if err != nil {
+		return nil, err
+	}
+	// Parse the submitted text, render it, and analyse the parse of the rendering:
+	// the analysed tree is then exactly the tree of the SQL that runs.
+	first, err := serialize(ctx, p.db, query)
+	if err != nil {
+		return nil, err
+	}
+	if _, e := singleSelect(first); e != nil {
+		return nil, e
+	}
+	rendered, err := deserialize(ctx, p.db, first)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := serialize(ctx, p.db, rendered)
+	if err != nil {
+		return nil, err
+	}
+	top, e := singleSelect(doc)
+	if e != nil {
+		return nil, e
+	}
+	w := newWalker(top, false)
+	if e := w.run(); e != nil {
+		return nil, e
+	}
+	sc := newSchema(tables)
+	res, e := sc.resolve(w, true)
+	if e != nil {
+		return nil, e
+	}
+	a := &Analysis{
+		Tables:    res.tableNames(),
+		Fields:    res.fields(),
+		Functions: slices.Sorted(maps.Keys(w.funcs)),
+		SQL:       rendered,
+	}
+	if typ, _ := top["type"].(string); typ == "SELECT_NODE" {
+		list, _ := top["select_list"].([]any)
+		for i, item := range list {
+			name, err := outputName(ctx, p.db, top, item)
+			if err != nil {
+				return nil, err
+			}
+			fields, aggregated := res.output(i)
+			a.Outputs = append(a.Outputs, Output{Name: name, Fields: fields, Aggregated: aggregated})
+		}
+		a.Aggregate = isAggregate(top, p.aggregates)
+	}
+	if a.Aggregate {
+		list, _ := top["select_list"].([]any)
+		top["select_list"] = append(slices.Clip(list), p.countStar)
+		a.CellSQL, err = deserialize(ctx, p.db, doc)
+		top["select_list"] = list
+		if err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// outputName names one select-list item the way DuckDB names its result column.
+func outputName(ctx context.Context, q queryer, top map[string]any, item any) (string, error) {
+	m, _ := item.(map[string]any)
+	if a, _ := m["alias"].(string); a != "" {
+		return a, nil
+	}
+	if c, _ := m["class"].(string); c == "COLUMN_REF" {
+		names, _ := m["column_names"].([]any)
+		if len(names) > 0 {
+			s, _ := names[len(names)-1].(string)
+			return s, nil
+		}
+	}
+	node := maps.Clone(top)
+	node["select_list"] = []any{item}
+	node["from_table"] = map[string]any{"type": "EMPTY", "alias": "", "sample": nil}
+	node["cte_map"] = map[string]any{"map": []any{}}
+	node["modifiers"] = []any{}
+	node["group_expressions"] = []any{}
+	node["group_sets"] = []any{}
+	node["aggregate_handling"] = "STANDARD_HANDLING"
+	for _, k := range []string{"where_clause", "having", "qualify", "sample"} {
+		node[k] = nil
+	}
+	text, err := deserialize(ctx, q, map[string]any{"error": false, "statements": []any{map[string]any{"node": node, "named_param_map": []any{}}}})
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimPrefix(text, "SELECT "), nil
+}
+
+// isAggregate reports whether the top-level SELECT yields one row per group: it
+// groups, or its select list holds at least one aggregate and no column outside
+// an aggregate, window, subquery or set-returning function.
+func isAggregate(top map[string]any, aggregates map[string]bool) bool {
+	if typ, _ := top["type"].(string); typ != "SELECT_NODE" {
+		return false
+	}
+	groups, _ := top["group_expressions"].([]any)
+	sets, _ := top["group_sets"].([]any)
+	handling, _ := top["aggregate_handling"].(string)
+	if len(groups) > 0 || len(sets) > 0 || handling == "FORCE_AGGREGATES" {
+		return true
+	}
+	list, _ := top["select_list"].([]any)
+	sawAggregate := false
+	for _, item := range list {
+		ok, agg := aggregateItem(item, aggregates)
+		if !ok {
+			return false
+		}
+		sawAggregate = sawAggregate || agg
+	}
+	return sawAggregate
+}
+
+// aggregateItem reports whether v has no column reference outside an aggregate
+// (ok) and whether it holds an aggregate (agg).
+func aggregateItem(v any, aggregates map[string]bool) (ok, agg bool) {
+	switch x := v.(type) {
+	case []any:
+		ok = true
+		for _, item := range x {
+			o, a := aggregateItem(item, aggregates)
+			ok, agg = ok && o, agg || a
+		}
+		return ok, agg
+	case map[string]any:
+		class, _ := x["class"].(string)
+		switch class {
+		case "COLUMN_REF", "STAR", "POSITIONAL_REFERENCE", "WINDOW", "SUBQUERY":
+			return false, false
+		case "FUNCTION":
+			name, _ := x["function_name"].(string)
+			name = strings.ToLower(name)
+			if aggregates[name] {
+				return true, true
+			}
+			if setReturning[name] {
+				return false, false
+			}
+		}
+		ok = true
+		for _, k := range sortedKeys(x) {
+			o, a := aggregateItem(x[k], aggregates)
+			ok, agg = ok && o, agg || a
+		}
+		return ok, agg
+	}
+	return true, false
+}

@@ -1,0 +1,283 @@
+package sql
+
+import (
+	"context"
+	stdsql "database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+)
+
+// Spec is one SQL job: the query, the view of the data it may see, its limits and where its result goes.
+type Spec struct {
+	Query  string  // analysed SQL (Analysis.SQL or Analysis.CellSQL)
+	Tables []Table // what the job's database holds
+	Limits Limits
+	Out    string // path of the Parquet file to write (its directory exists, the file does not); on any error no file is left at Out
+}
+
+// Table is one dataset view: the host copies exactly Columns out of the snapshot Parquet file into the job's database before lockdown.
+type Table struct {
+	Name    string   // table name the query uses
+	Parquet string   // absolute path of the immutable snapshot
+	Columns []Column // the allowed columns
+}
+
+// Column is one allowed column and the form the job sees it in.
+type Column struct {
+	Name string
+	Form string // only "raw" is supported
+}
+
+// FormRaw is the form of a column the job sees unchanged.
+const FormRaw = "raw"
+
+// Limits bounds one job's resources; every field except TempSize must be set.
+type Limits struct {
+	Memory   string        // DuckDB memory_limit, e.g. "512MB"
+	Threads  int           // DuckDB threads
+	Timeout  time.Duration // wall clock for the query and the writing of its result
+	MaxRows  int64         // result rows cap: exceeding it fails with ErrLimit (no truncated output)
+	MaxBytes int64         // result bytes cap, on both the Arrow buffers and the Parquet file: exceeding it fails with ErrLimit
+	TempDir  string        // the job's own temp directory (DuckDB's temp_directory): absent or empty, private to the job, not holding Out or a snapshot
+	TempSize string        // max_temp_directory_size, e.g. "1GB"; "" means the same as Memory
+}
+
+// Report describes a written result.
+type Report struct {
+	Rows       int64          // rows written
+	Bytes      int64          // size of the Parquet file
+	SHA256     string         // hex SHA-256 of the Parquet file
+	Columns    []ResultColumn // the written columns (the cell-count column excluded)
+	CellCounts []int64        // the values of the result's CellCountColumn in row order, if it had one (trust it only for a CellSQL query); that column is not written
+	Wall       time.Duration  // time from the start of Run to the renamed, synced file
+}
+
+// ResultColumn is one column of a written result.
+type ResultColumn struct {
+	Name string
+	Type string // the Arrow data type, e.g. "int64", "utf8", "date32"
+}
+
+// Run executes one SELECT in a fresh in-memory DuckDB that holds only the given columns, locked down before the query runs, and streams the result as Arrow record batches into a Parquet file in quarantine.
+//
+// Before running, Run parses the query again on the locked connection and refuses
+// (with an *Error) anything but one SELECT over the job's tables that calls no table
+// function and no forbidden function, even if the caller skipped Analyze.
+func Run(ctx context.Context, spec Spec) (*Report, error) {
+	return run(ctx, spec, true)
+}
+
+// run is Run with the parse check optional, so tests can show the lockdown holds alone.
+func run(ctx context.Context, spec Spec, screen bool) (rep *Report, err error) {
+	start := time.Now()
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	connector, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return nil, fmt.Errorf("sql: open job database: %w", err)
+	}
+	db := stdsql.OpenDB(connector)
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sql: connect job database: %w", err)
+	}
+	defer conn.Close()
+
+	for _, t := range spec.Tables {
+		if err := load(ctx, conn, t); err != nil {
+			return nil, err
+		}
+	}
+	tempSize := spec.Limits.TempSize
+	if tempSize == "" {
+		tempSize = spec.Limits.Memory
+	}
+	if err := lockdown(ctx, conn, lockSettings{
+		threads:  spec.Limits.Threads,
+		memory:   spec.Limits.Memory,
+		tempDir:  spec.Limits.TempDir,
+		tempSize: tempSize,
+	}); err != nil {
+		return nil, err
+	}
+	if screen {
+		if err := screenQuery(ctx, conn, spec); err != nil {
+			return nil, err
+		}
+	}
+
+	qctx, cancel := context.WithTimeout(ctx, spec.Limits.Timeout)
+	defer cancel()
+	var res *written
+	err = conn.Raw(func(dc any) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("sql: panic while running query: %v", r)
+			}
+		}()
+		dconn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("sql: unexpected driver connection %T", dc)
+		}
+		ar, err := duckdb.NewArrowFromConn(dconn)
+		if err != nil {
+			return fmt.Errorf("sql: arrow interface: %w", err)
+		}
+		rr, err := ar.QueryContext(qctx, spec.Query)
+		if err != nil {
+			return fmt.Errorf("sql: query: %w", err)
+		}
+		defer rr.Release()
+		res, err = writeParquet(qctx, rr, spec.Out, spec.Limits)
+		return err
+	})
+	if err != nil {
+		if errors.Is(qctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: time limit of %s exceeded: %w", ErrLimit, spec.Limits.Timeout, context.DeadlineExceeded)
+		}
+		return nil, err
+	}
+	return &Report{
+		Rows:       res.rows,
+		Bytes:      res.bytes,
+		SHA256:     res.sha256,
+		Columns:    res.columns,
+		CellCounts: res.cells,
+		Wall:       time.Since(start),
+	}, nil
+}
+
+// screenQuery refuses, on the job's own locked connection, anything but one SELECT
+// over the job's tables without table functions or forbidden functions.
+func screenQuery(ctx context.Context, conn *stdsql.Conn, spec Spec) error {
+	if e := checkText(spec.Query); e != nil {
+		return e
+	}
+	doc, err := serialize(ctx, conn, spec.Query)
+	if err != nil {
+		return err
+	}
+	top, e := singleSelect(doc)
+	if e != nil {
+		return e
+	}
+	w := newWalker(top, true)
+	if e := w.run(); e != nil {
+		return e
+	}
+	tables := map[string][]string{}
+	for _, t := range spec.Tables {
+		tables[t.Name] = []string{}
+		for _, c := range t.Columns {
+			tables[t.Name] = append(tables[t.Name], c.Name)
+		}
+	}
+	if _, e := newSchema(tables).resolve(w, false); e != nil {
+		return e
+	}
+	return nil
+}
+
+// load copies a table's allowed columns out of its snapshot into the job's database.
+func load(ctx context.Context, conn *stdsql.Conn, t Table) error {
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = ident(c.Name)
+	}
+	if len(cols) == 0 {
+		// A job that reads no field (SELECT count(*) …) still needs the rows;
+		// a table needs a column, so it gets a reserved, empty one that no
+		// analysed query can name.
+		cols = []string{"NULL::BOOLEAN AS " + ident(reservedPrefix+"_row")}
+	}
+	stmt := "CREATE TABLE " + ident(t.Name) + " AS SELECT " + strings.Join(cols, ", ") + " FROM read_parquet(" + literal(t.Parquet) + ")"
+	if _, err := conn.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("sql: load table %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// validate checks a Spec before anything is opened.
+func (s Spec) validate() error {
+	if s.Out == "" || !filepath.IsAbs(s.Out) {
+		return fmt.Errorf("sql: output path %q must be absolute", s.Out)
+	}
+	if _, err := os.Lstat(s.Out); err == nil {
+		return fmt.Errorf("sql: output %s already exists", s.Out)
+	}
+	l := s.Limits
+	switch {
+	case l.Memory == "":
+		return errors.New("sql: Limits.Memory must be set")
+	case l.Threads <= 0:
+		return errors.New("sql: Limits.Threads must be positive")
+	case l.Timeout <= 0:
+		return errors.New("sql: Limits.Timeout must be positive")
+	case l.MaxRows <= 0:
+		return errors.New("sql: Limits.MaxRows must be positive")
+	case l.MaxBytes <= 0:
+		return errors.New("sql: Limits.MaxBytes must be positive")
+	case l.TempDir == "" || !filepath.IsAbs(l.TempDir):
+		return fmt.Errorf("sql: Limits.TempDir %q must be an absolute path", l.TempDir)
+	}
+	// DuckDB lets the job's SQL read and write its temp_directory even with external
+	// access off, so it must start empty: nothing planted there can be read.
+	if entries, err := os.ReadDir(l.TempDir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("sql: temp directory %s is not empty", l.TempDir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("sql: temp directory: %w", err)
+	}
+	if within(l.TempDir, s.Out) {
+		return fmt.Errorf("sql: output %s lies inside the job's temp directory %s", s.Out, l.TempDir)
+	}
+	if len(s.Tables) == 0 {
+		return errors.New("sql: a job needs at least one table")
+	}
+	names := map[string]bool{}
+	for _, t := range s.Tables {
+		lt := strings.ToLower(t.Name)
+		switch {
+		case t.Name == "" || strings.ContainsRune(t.Name, 0):
+			return fmt.Errorf("sql: invalid table name %q", t.Name)
+		case strings.HasPrefix(lt, reservedPrefix):
+			return fmt.Errorf("sql: table name %q is reserved", t.Name)
+		case names[lt]:
+			return fmt.Errorf("sql: table %q listed twice", t.Name)
+		case !filepath.IsAbs(t.Parquet) || strings.ContainsRune(t.Parquet, 0):
+			return fmt.Errorf("sql: table %s: snapshot path %q must be absolute", t.Name, t.Parquet)
+		case within(l.TempDir, t.Parquet):
+			return fmt.Errorf("sql: table %s: snapshot %s lies inside the job's temp directory", t.Name, t.Parquet)
+		}
+		names[lt] = true
+		cols := map[string]bool{}
+		for _, c := range t.Columns {
+			lc := strings.ToLower(c.Name)
+			switch {
+			case c.Name == "" || strings.ContainsRune(c.Name, 0):
+				return fmt.Errorf("sql: table %s: invalid column name %q", t.Name, c.Name)
+			case cols[lc]:
+				return fmt.Errorf("sql: table %s: column %q listed twice", t.Name, c.Name)
+			case c.Form != FormRaw:
+				return fmt.Errorf("sql: table %s: column %s: form %s not supported", t.Name, c.Name, c.Form)
+			}
+			cols[lc] = true
+		}
+	}
+	return nil
+}
+
+// within reports whether path lies in or is dir.
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
