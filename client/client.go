@@ -1,0 +1,308 @@
+// Package client is a Go client for the dsbx HTTP API; the CLI and the demo
+// use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/jobs"
+	"github.com/datasandbox/dsbx/operators"
+)
+
+// Client talks to one dsbx server as one principal.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for the server at base (for example
+// http://127.0.0.1:8686) using token.
+func New(base, token string) *Client {
+	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{}}
+}
+
+// APIError is a non-2xx answer from the server.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d %s)", e.Message, e.Status, e.Code)
+}
+
+func (c *Client) request(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w (is 'dsbx serve' running there? set --server)", method, c.base+path, err)
+	}
+	return resp, nil
+}
+
+// apiError decodes the error body of resp.
+func apiError(resp *http.Response) error {
+	var body struct{ Error APIError }
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err := json.Unmarshal(data, &body); err != nil || body.Error.Message == "" {
+		return &APIError{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(data))}
+	}
+	body.Error.Status = resp.StatusCode
+	return &body.Error
+}
+
+// call sends in as JSON (if non-nil) and decodes a 2xx answer into out; the
+// statuses in also are decoded into out as well, with err nil.
+func (c *Client) call(ctx context.Context, method, path string, in, out any, also ...int) (int, error) {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body, ct = bytes.NewReader(data), "application/json"
+	}
+	resp, err := c.request(ctx, method, path, body, ct)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	ok := resp.StatusCode/100 == 2
+	for _, s := range also {
+		ok = ok || resp.StatusCode == s
+	}
+	if !ok {
+		return resp.StatusCode, apiError(resp)
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// ImportDataset uploads the file at path with spec; spec.Source defaults to
+// the file's name.
+func (c *Client) ImportDataset(ctx context.Context, spec datasets.Spec, path string) (datasets.Imported, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return datasets.Imported{}, fmt.Errorf("import %s: %w", spec.Name, err)
+	}
+	defer f.Close()
+	if spec.Source == "" {
+		spec.Source = filepath.Base(path)
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := func() error {
+			part, err := mw.CreateFormField("spec")
+			if err != nil {
+				return err
+			}
+			if err := json.NewEncoder(part).Encode(spec); err != nil {
+				return err
+			}
+			fp, err := mw.CreateFormFile("file", spec.Source)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(fp, f); err != nil {
+				return err
+			}
+			return mw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	resp, err := c.request(ctx, http.MethodPost, "/v1/datasets", pr, mw.FormDataContentType())
+	if err != nil {
+		return datasets.Imported{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return datasets.Imported{}, apiError(resp)
+	}
+	var out datasets.Imported
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Datasets lists the catalog.
+func (c *Client) Datasets(ctx context.Context) ([]datasets.Entry, error) {
+	var out []datasets.Entry
+	_, err := c.call(ctx, http.MethodGet, "/v1/datasets", nil, &out)
+	return out, err
+}
+
+// Dataset returns one catalog entry with its versions.
+func (c *Client) Dataset(ctx context.Context, name string) (datasets.Entry, error) {
+	var out datasets.Entry
+	_, err := c.call(ctx, http.MethodGet, "/v1/datasets/"+url.PathEscape(name), nil, &out)
+	return out, err
+}
+
+// AddOperator creates an operator or researcher and returns its token.
+func (c *Client) AddOperator(ctx context.Context, name, kind string) (operators.Principal, string, error) {
+	var out struct {
+		Principal operators.Principal
+		Token     string
+	}
+	_, err := c.call(ctx, http.MethodPost, "/v1/operators", map[string]string{"name": name, "kind": kind}, &out)
+	return out.Principal, out.Token, err
+}
+
+// Grant creates an agreement.
+func (c *Client) Grant(ctx context.Context, g operators.Grant) (operators.Agreement, error) {
+	var out operators.Agreement
+	_, err := c.call(ctx, http.MethodPost, "/v1/agreements", g, &out)
+	return out, err
+}
+
+// Agreements lists the agreements the caller may see.
+func (c *Client) Agreements(ctx context.Context) ([]operators.Agreement, error) {
+	var out []operators.Agreement
+	_, err := c.call(ctx, http.MethodGet, "/v1/agreements", nil, &out)
+	return out, err
+}
+
+// Submit submits a job. A job the policy denies comes back in state denied
+// with its reasons, and a nil error.
+func (c *Client) Submit(ctx context.Context, req jobs.Request) (jobs.Job, error) {
+	var out json.RawMessage
+	status, err := c.call(ctx, http.MethodPost, "/v1/jobs", req, &out, http.StatusForbidden)
+	if err != nil {
+		return jobs.Job{}, err
+	}
+	var probe struct {
+		Error *APIError
+	}
+	if json.Unmarshal(out, &probe) == nil && probe.Error != nil {
+		// A 403 about the caller, not a denied job.
+		probe.Error.Status = status
+		return jobs.Job{}, probe.Error
+	}
+	var j jobs.Job
+	if err := json.Unmarshal(out, &j); err != nil {
+		return jobs.Job{}, fmt.Errorf("submit: decode answer: %w", err)
+	}
+	return j, nil
+}
+
+// Job returns one job.
+func (c *Client) Job(ctx context.Context, id int64) (jobs.Job, error) {
+	var out jobs.Job
+	_, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/v1/jobs/%d", id), nil, &out)
+	return out, err
+}
+
+// Jobs lists the jobs the caller may see.
+func (c *Client) Jobs(ctx context.Context) ([]jobs.Job, error) {
+	var out []jobs.Job
+	_, err := c.call(ctx, http.MethodGet, "/v1/jobs", nil, &out)
+	return out, err
+}
+
+// Wait polls job id until it reaches a final state or ctx ends.
+func (c *Client) Wait(ctx context.Context, id int64) (jobs.Job, error) {
+	delay := 20 * time.Millisecond
+	for {
+		j, err := c.Job(ctx, id)
+		if err != nil || jobs.Final(j.State) {
+			return j, err
+		}
+		select {
+		case <-ctx.Done():
+			return j, fmt.Errorf("job %d still %s: %w", id, j.State, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// FetchResult writes job id's released result to w in format (csv,
+// parquet or arrow).
+func (c *Client) FetchResult(ctx context.Context, id int64, format string, w io.Writer) error {
+	resp, err := c.request(ctx, http.MethodGet, fmt.Sprintf("/v1/jobs/%d/result?format=%s", id, url.QueryEscape(format)), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return apiError(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// AuditKey returns the audit log's verifier key.
+func (c *Client) AuditKey(ctx context.Context) (string, error) {
+	var out struct{ Key string }
+	_, err := c.call(ctx, http.MethodGet, "/v1/audit/key", nil, &out)
+	return out.Key, err
+}
+
+// AuditCheckpoint returns the current signed checkpoint.
+func (c *Client) AuditCheckpoint(ctx context.Context) ([]byte, error) {
+	return c.raw(ctx, "/v1/audit/checkpoint")
+}
+
+// AuditRecords returns the log's records [0, size) exactly as stored.
+func (c *Client) AuditRecords(ctx context.Context, size int64) ([][]byte, error) {
+	data, err := c.raw(ctx, fmt.Sprintf("/v1/audit/entries?from=0&to=%d", size))
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, line := range bytes.Split(data, []byte{'\n'}) {
+		if len(line) > 0 {
+			out = append(out, line)
+		}
+	}
+	if int64(len(out)) != size {
+		return nil, fmt.Errorf("audit entries: asked for %d, got %d", size, len(out))
+	}
+	return out, nil
+}
+
+func (c *Client) raw(ctx context.Context, path string) ([]byte, error) {
+	resp, err := c.request(ctx, http.MethodGet, path, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, apiError(resp)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// IsStatus reports whether err is an API error with HTTP status code.
+func IsStatus(err error, code int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == code
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/datasandbox/dsbx/jobs"
+)
+
+func jobCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "job", Short: "Submit and inspect jobs"}
+	var req jobs.Request
+	var wait bool
+	submit := &cobra.Command{
+		Use:   "submit",
+		Short: "Submit a SQL job over a dataset (as an operator or researcher)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := g.client()
+			j, err := c.Submit(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if wait && !jobs.Final(j.State) {
+				if j, err = c.Wait(cmd.Context(), j.ID); err != nil {
+					return err
+				}
+			}
+			if err := g.emit(cmd, j, func() { printJob(cmd.OutOrStdout(), j) }); err != nil {
+				return err
+			}
+			if j.State == jobs.StateDenied || j.State == jobs.StateFailed {
+				return &exitError{code: 3, err: fmt.Errorf("job %d %s", j.ID, j.State)}
+			}
+			return nil
+		},
+	}
+	submit.Flags().StringVar(&req.Dataset, "dataset", "", "dataset as NAME or NAME@VERSION")
+	submit.Flags().StringVar(&req.SQL, "sql", "", "one SELECT statement; the dataset is the table NAME")
+	submit.Flags().StringVar(&req.Purpose, "purpose", "", "purpose, as named in your agreement")
+	submit.Flags().BoolVar(&wait, "wait", false, "wait until the job reaches a final state")
+	for _, f := range []string{"dataset", "sql", "purpose"} {
+		submit.MarkFlagRequired(f)
+	}
+
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a job's full record",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("job id %q is not a number", args[0])
+			}
+			j, err := g.client().Job(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd, j, func() { printJob(cmd.OutOrStdout(), j) })
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List jobs (an operator sees its own)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			list, err := g.client().Jobs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd, list, func() {
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tSTATE\tOPERATOR\tDATASET\tSUBMITTED\tSQL")
+				for _, j := range list {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s@%s\t%s\t%s\n", j.ID, j.State, j.Operator, j.Dataset, j.Version[:12], j.CreatedAt.Format("2006-01-02 15:04:05"), oneLine(j.SQL, 60))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(submit, show, list)
+	return cmd
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// printJob renders a job's record for people.
+func printJob(w io.Writer, j jobs.Job) {
+	fmt.Fprintf(w, "job %d: %s\n", j.ID, strings.ToUpper(j.State))
+	fmt.Fprintf(w, "  dataset  %s@%s\n  purpose  %s\n  sql      %s\n", j.Dataset, j.Version[:12], j.Purpose, oneLine(j.SQL, 100))
+	if a := j.Analysis; a != nil {
+		fmt.Fprintf(w, "  fields   %s (aggregate: %v)\n", strings.Join(a.Fields, ", "), a.Aggregate)
+	}
+	if d := j.Decision; d != nil {
+		verdict := "denied"
+		if d.Allow {
+			verdict = fmt.Sprintf("allowed under agreement %d", d.AgreementID)
+		}
+		fmt.Fprintf(w, "  policy   %s (bundle %s)\n", verdict, short(d.Bundle))
+		for _, r := range d.Reasons {
+			fmt.Fprintf(w, "    - %s: %s\n", r.Code, r.Message)
+		}
+	}
+	if r := j.Run; r != nil {
+		fmt.Fprintf(w, "  run      %d rows, %d bytes, %d ms\n", r.Rows, r.Bytes, r.WallMS)
+	}
+	for _, c := range j.Checks {
+		mark := "pass"
+		if !c.Passed {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  check    %s %s: %s\n", mark, c.Name, c.Detail)
+	}
+	if j.Result != nil && j.Result.ReleaseSeq > 0 {
+		fmt.Fprintf(w, "  released sha256 %s (audit entry %d); fetch with: dsbx result fetch %d --out result.csv\n", short(j.Result.SHA256), j.Result.ReleaseSeq, j.ID)
+	}
+	if j.Error != "" {
+		fmt.Fprintf(w, "  error    %s\n", j.Error)
+	}
+}
+
+func short(h string) string {
+	if i := strings.IndexByte(h, ':'); i >= 0 {
+		h = h[i+1:]
+	}
+	if len(h) > 16 {
+		return h[:16]
+	}
+	return h
+}

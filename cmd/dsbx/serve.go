@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/datasandbox/dsbx/server"
+)
+
+func serveCmd() *cobra.Command {
+	var cfg server.Config
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the platform: HTTP API, job workers, audit log",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			srv, err := server.Open(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w (use --addr to pick another address)", addr, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dsbx serving http://%s (data %s; admin token in %s)\n", l.Addr(), cfg.Data, filepath.Join(cfg.Data, server.AdminTokenFile))
+			return srv.Serve(cmd.Context(), l)
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Data, "data", "dsbx-data", "data directory (state, audit log, snapshots, quarantine)")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8686", "address to listen on")
+	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory with a Rego bundle to use instead of the built-in one")
+	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once")
+	return cmd
+}

@@ -1,0 +1,186 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/apache/arrow-go/v18/arrow/csv"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/operators"
+)
+
+// Delivery formats.
+const (
+	FormatCSV     = "csv"
+	FormatParquet = "parquet"
+	FormatArrow   = "arrow" // Arrow IPC stream
+)
+
+// NotReleasedError refuses the delivery of a result that was not released.
+type NotReleasedError struct {
+	ID    int64
+	State string
+	Why   string
+}
+
+func (e *NotReleasedError) Error() string {
+	msg := fmt.Sprintf("job %d is %s; only released results can be fetched", e.ID, e.State)
+	if e.Why != "" {
+		msg += ": " + e.Why
+	}
+	return msg
+}
+
+// ErrIntegrity reports a quarantined result that no longer matches its
+// release record; it is never delivered.
+var ErrIntegrity = errors.New("result does not match its release record")
+
+// Deliver writes the released result of job id to w in format, for its
+// submitter only. Before the first byte it checks that the audit log holds
+// the release event naming this result's hash, that the file still has that
+// hash, and records the download.
+func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, format string, w io.Writer) error {
+	switch format {
+	case FormatCSV, FormatParquet, FormatArrow:
+	default:
+		return &InputError{Code: "bad_format", Msg: fmt.Sprintf("format %q is not one of csv, parquet, arrow", format)}
+	}
+	j, err := s.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if j.Operator != p.Name {
+		// Only the submitter receives data; admins and regulators see the
+		// record, never the result.
+		return fmt.Errorf("job %d: %w", id, ErrNotFound)
+	}
+	if j.State != StateReleased || j.Result == nil || j.Result.ReleaseSeq == 0 {
+		return &NotReleasedError{ID: id, State: j.State, Why: why(j)}
+	}
+	if err := s.checkRelease(j); err != nil {
+		return err
+	}
+	f, err := os.Open(s.resultPath(id))
+	if err != nil {
+		return fmt.Errorf("job %d: open result: %w", id, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("job %d: hash result: %w", id, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != j.Result.SHA256 {
+		return fmt.Errorf("job %d: file hash %s, released %s: %w", id, got, j.Result.SHA256, ErrIntegrity)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := s.log.Append(ctx, audit.Event{
+		Kind: "result.downloaded", Principal: p.Name, Subject: j.subject(),
+		Data: map[string]any{"sha256": j.Result.SHA256, "format": format},
+	}); err != nil {
+		return fmt.Errorf("job %d: record download: %w", id, err)
+	}
+	if err := convert(f, format, w); err != nil {
+		return fmt.Errorf("job %d: deliver %s: %w", id, format, err)
+	}
+	j.Downloads++
+	return s.save(ctx, &j)
+}
+
+// checkRelease confirms that the audit entry j points to releases exactly
+// this job's result.
+func (s *Service) checkRelease(j Job) error {
+	e, err := s.log.Entry(j.Result.ReleaseSeq)
+	if err != nil {
+		return fmt.Errorf("job %d: release entry %d: %v: %w", j.ID, j.Result.ReleaseSeq, err, ErrIntegrity)
+	}
+	var rel releaseEvent
+	if e.Kind != "result.released" || e.Subject != j.subject() || json.Unmarshal(e.Data, &rel) != nil ||
+		rel.Job != j.ID || rel.SHA256 != j.Result.SHA256 {
+		return fmt.Errorf("job %d: audit entry %d is not the release of this result: %w", j.ID, j.Result.ReleaseSeq, ErrIntegrity)
+	}
+	return nil
+}
+
+func why(j Job) string {
+	if j.Error != "" {
+		return j.Error
+	}
+	var msg string
+	reasons := []string{}
+	if j.Release != nil {
+		for _, r := range j.Release.Reasons {
+			reasons = append(reasons, r.Message)
+		}
+	} else if j.Decision != nil {
+		for _, r := range j.Decision.Reasons {
+			reasons = append(reasons, r.Message)
+		}
+	}
+	for i, r := range reasons {
+		if i > 0 {
+			msg += "; "
+		}
+		msg += r
+	}
+	return msg
+}
+
+// convert copies a Parquet result to w in format.
+func convert(f *os.File, format string, w io.Writer) error {
+	if format == FormatParquet {
+		_, err := io.Copy(w, f)
+		return err
+	}
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 * 1024}, memory.DefaultAllocator)
+	if err != nil {
+		return err
+	}
+	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	switch format {
+	case FormatCSV:
+		cw := csv.NewWriter(w, rr.Schema(), csv.WithHeader(true), csv.WithNullWriter(""))
+		for rr.Next() {
+			if err := cw.Write(rr.RecordBatch()); err != nil {
+				return err
+			}
+		}
+		if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		return cw.Flush()
+	case FormatArrow:
+		iw := ipc.NewWriter(w, ipc.WithSchema(rr.Schema()))
+		for rr.Next() {
+			if err := iw.Write(rr.RecordBatch()); err != nil {
+				return err
+			}
+		}
+		if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		return iw.Close()
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+// Package jobs drives a job through its lifecycle: submit → admit → run →
+// check → release, persisted in the state database and recorded in the audit
+// log before each step takes effect.
+package jobs
+
+import (
+	"time"
+
+	"github.com/datasandbox/dsbx/disclosure"
+	"github.com/datasandbox/dsbx/policies"
+)
+
+// Job states.
+const (
+	StateDenied   = "denied"   // admission policy refused it
+	StateQueued   = "queued"   // admitted, waiting for a worker
+	StateRunning  = "running"  // executing in the sandbox
+	StateHeld     = "held"     // result in quarantine; checks did not pass
+	StateReleased = "released" // result passed checks and may be fetched
+	StateFailed   = "failed"   // execution failed; nothing was produced
+)
+
+// Final reports whether state is terminal.
+func Final(state string) bool {
+	switch state {
+	case StateDenied, StateHeld, StateReleased, StateFailed:
+		return true
+	}
+	return false
+}
+
+// Job is one submitted job and everything recorded about it.
+type Job struct {
+	// ID is the sequence number of the audit entry that recorded the
+	// submission, so it is unique, never reused and points into the log.
+	ID         int64     `json:"id"`
+	Operator   string    `json:"operator"`
+	Dataset    string    `json:"dataset"`
+	Version    string    `json:"version"`
+	Kind       string    `json:"kind"`
+	SQL        string    `json:"sql"`
+	CodeSHA256 string    `json:"code_sha256"`
+	Purpose    string    `json:"purpose"`
+	State      string    `json:"state"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	Record
+}
+
+// Record is what the lifecycle learns about a job, stage by stage.
+type Record struct {
+	Analysis *Analysis                 `json:"analysis,omitempty"`
+	Decision *policies.Decision        `json:"decision,omitempty"`
+	Run      *RunReport                `json:"run,omitempty"`
+	Checks   []disclosure.Check        `json:"checks,omitempty"`
+	Release  *policies.ReleaseDecision `json:"release,omitempty"`
+	Result   *Result                   `json:"result,omitempty"`
+	Error    string                    `json:"error,omitempty"`
+	// Downloads counts completed deliveries of a released result.
+	Downloads int `json:"downloads"`
+}
+
+// Analysis is what the SQL analysis found, as the job record keeps it.
+type Analysis struct {
+	Tables    []string `json:"tables"`
+	Fields    []string `json:"fields"`
+	Functions []string `json:"functions"`
+	Aggregate bool     `json:"aggregate"`
+	// Executed is the statement as DuckDB re-serialized it; it is what runs.
+	Executed string `json:"executed"`
+	// CellSQL is Executed with a per-cell record count added, for aggregates.
+	CellSQL string   `json:"cell_sql,omitempty"`
+	Outputs []Output `json:"outputs"`
+}
+
+// Output is one output column and the fields it derives from.
+type Output struct {
+	Name       string   `json:"name"`
+	Fields     []string `json:"fields"`
+	Aggregated bool     `json:"aggregated"`
+}
+
+// RunReport is the sandbox's account of an execution.
+type RunReport struct {
+	Rows   int64 `json:"rows"`
+	Bytes  int64 `json:"bytes"`
+	WallMS int64 `json:"wall_ms"`
+}
+
+// Result is the quarantined output.
+type Result struct {
+	SHA256  string   `json:"sha256"`
+	Rows    int64    `json:"rows"`
+	Bytes   int64    `json:"bytes"`
+	Columns []string `json:"columns"`
+	// ReleaseSeq is the audit entry that released it; 0 while held.
+	ReleaseSeq int64 `json:"release_seq,omitempty"`
+}
+
+// Request is a job submission.
+type Request struct {
+	// Dataset is NAME or NAME@VERSION-PREFIX.
+	Dataset string `json:"dataset"`
+	SQL     string `json:"sql"`
+	Purpose string `json:"purpose"`
+}

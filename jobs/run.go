@@ -1,0 +1,228 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/disclosure"
+	"github.com/datasandbox/dsbx/policies"
+	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
+)
+
+// Start resumes jobs that were queued or running when the service last
+// stopped and starts workers that run queued jobs until Stop.
+func (s *Service) Start(ctx context.Context, workers int) error {
+	ctx, s.stop = context.WithCancel(ctx)
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state IN (?, ?) ORDER BY id`, StateQueued, StateRunning)
+	if err != nil {
+		return fmt.Errorf("resume jobs: %w", err)
+	}
+	var pending []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("resume jobs: %w", err)
+		}
+		pending = append(pending, id)
+	}
+	rows.Close()
+	for i := 0; i < max(workers, 1); i++ {
+		s.wg.Add(1)
+		go s.work(ctx)
+	}
+	for _, id := range pending {
+		s.enqueue(id)
+	}
+	return nil
+}
+
+// Stop stops the workers and waits for running jobs to end; a job cut off
+// stays running and is resumed by the next Start.
+func (s *Service) Stop() {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.wg.Wait()
+}
+
+func (s *Service) enqueue(id int64) {
+	go func() { s.queue <- id }()
+}
+
+func (s *Service) work(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-s.queue:
+			if err := s.execute(ctx, id); err != nil && ctx.Err() == nil {
+				slog.Error("job", "id", id, "err", err)
+			}
+		}
+	}
+}
+
+// execute takes job id from queued (or interrupted running) through run,
+// checks and release or hold.
+func (s *Service) execute(ctx context.Context, id int64) error {
+	j, err := s.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if j.State != StateQueued && j.State != StateRunning {
+		return nil
+	}
+	if err := s.step(ctx, &j, "job.started", StateRunning, nil); err != nil {
+		return err
+	}
+	report, err := s.run(ctx, &j)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err // shutting down: resumed on the next start
+		}
+		j.Error = err.Error()
+		return s.step(ctx, &j, "job.failed", StateFailed, map[string]any{"error": j.Error})
+	}
+	j.Run = &RunReport{Rows: report.Rows, Bytes: report.Bytes, WallMS: report.Wall.Milliseconds()}
+	j.Result = &Result{SHA256: report.SHA256, Rows: report.Rows, Bytes: report.Bytes}
+	for _, c := range report.Columns {
+		j.Result.Columns = append(j.Result.Columns, c.Name)
+	}
+	if err := s.step(ctx, &j, "job.ran", StateRunning, map[string]any{"run": j.Run, "result": j.Result}); err != nil {
+		return err
+	}
+	return s.check(ctx, &j, report)
+}
+
+// step records event kind for j, then moves j to state and saves it.
+func (s *Service) step(ctx context.Context, j *Job, kind, state string, data any) error {
+	if data == nil {
+		data = map[string]any{"state": state}
+	}
+	if _, err := s.log.Append(ctx, audit.Event{Kind: kind, Principal: j.Operator, Subject: j.subject(), Data: data}); err != nil {
+		return fmt.Errorf("job %d: record %s: %w", j.ID, kind, err)
+	}
+	j.State = state
+	return s.save(ctx, j)
+}
+
+func (s *Service) resultPath(id int64) string {
+	return filepath.Join(s.dir, fmt.Sprint(id), "result.parquet")
+}
+
+// run executes j in the SQL sandbox over the fields and forms its decision
+// allowed, writing the result into quarantine.
+func (s *Service) run(ctx context.Context, j *Job) (*sqlbox.Report, error) {
+	entry, version, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	if err != nil {
+		return nil, fmt.Errorf("resolve pinned version: %w", err)
+	}
+	jobDir := filepath.Join(s.dir, fmt.Sprint(j.ID))
+	// A job resumed after a crash starts from a clean directory.
+	if err := os.RemoveAll(jobDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(jobDir, "tmp"), 0o700); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(filepath.Join(jobDir, "tmp"))
+
+	d := j.Decision
+	table := sqlbox.Table{Name: entry.Name, Parquet: s.catalog.SnapshotPath(entry.Name, version)}
+	for _, f := range entry.FieldNames() { // catalog order, so the view is stable
+		if form, ok := d.Fields[f]; ok {
+			table.Columns = append(table.Columns, sqlbox.Column{Name: f, Form: form})
+		}
+	}
+	query := j.Analysis.Executed
+	if j.Analysis.Aggregate {
+		query = j.Analysis.CellSQL
+	}
+	limits := sqlbox.Limits{
+		Memory: d.Limits.Memory, Threads: d.Limits.Threads,
+		Timeout: time.Duration(d.Limits.TimeoutSeconds) * time.Second,
+		MaxRows: d.Limits.MaxRows, MaxBytes: d.Limits.MaxBytes, TempDir: filepath.Join(jobDir, "tmp"),
+	}
+	return sqlbox.Run(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: s.resultPath(j.ID)})
+}
+
+// check runs the disclosure checks and the release policy, then releases or
+// holds the result.
+func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) error {
+	entry, _, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	if err != nil {
+		return err
+	}
+	result := disclosure.Result{Aggregate: j.Analysis.Aggregate, CellCounts: report.CellCounts}
+	for _, o := range j.Analysis.Outputs {
+		result.Columns = append(result.Columns, disclosure.Column{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
+	}
+	j.Checks = disclosure.Run(result, disclosure.Rules{
+		MinCellCount: j.Decision.Limits.MinCellCount, DirectIdentifiers: directIdentifiers(entry),
+	})
+	in := policies.ReleaseInput{
+		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
+			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate},
+		Result: policies.Result{Rows: j.Result.Rows, Bytes: j.Result.Bytes, SHA256: j.Result.SHA256, Columns: j.Result.Columns},
+	}
+	for _, c := range j.Checks {
+		in.Checks = append(in.Checks, policies.Check{Name: c.Name, Passed: c.Passed, Detail: c.Detail})
+	}
+	decision, err := s.policy.Release(ctx, in)
+	if err != nil {
+		return fmt.Errorf("job %d: %w", j.ID, err)
+	}
+	j.Release = &decision
+	if decision.Outcome != policies.OutcomeRelease {
+		return s.step(ctx, j, "job.held", StateHeld, map[string]any{"checks": j.Checks, "release": decision})
+	}
+	if err := s.step(ctx, j, "job.checked", StateRunning, map[string]any{"checks": j.Checks, "release": decision}); err != nil {
+		return err
+	}
+	passed := make([]string, 0, len(j.Checks))
+	for _, c := range j.Checks {
+		passed = append(passed, c.Name)
+	}
+	sort.Strings(passed)
+	rel, err := s.log.Append(ctx, audit.Event{
+		Kind: "result.released", Principal: j.Operator, Subject: j.subject(),
+		Data: releaseEvent{Job: j.ID, SHA256: j.Result.SHA256, Rows: j.Result.Rows, Bytes: j.Result.Bytes,
+			Checks: passed, Bundle: decision.Bundle, Reviewer: ""},
+	})
+	if err != nil {
+		return fmt.Errorf("job %d: record release: %w", j.ID, err)
+	}
+	j.Result.ReleaseSeq = rel.Seq
+	j.State = StateReleased
+	return s.save(ctx, j)
+}
+
+// releaseEvent is the data of a result.released audit entry.
+type releaseEvent struct {
+	Job      int64    `json:"job"`
+	SHA256   string   `json:"sha256"`
+	Rows     int64    `json:"rows"`
+	Bytes    int64    `json:"bytes"`
+	Checks   []string `json:"checks_passed"`
+	Bundle   string   `json:"policy_bundle"`
+	Reviewer string   `json:"reviewer,omitempty"`
+}
+
+func directIdentifiers(e datasets.Entry) []string {
+	var out []string
+	for _, f := range e.Fields {
+		if f.Identifier == datasets.IdentifierDirect {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,292 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/operators"
+	"github.com/datasandbox/dsbx/policies"
+	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
+)
+
+// Catalog resolves dataset references to pinned versions.
+type Catalog interface {
+	Resolve(ctx context.Context, ref string) (datasets.Entry, datasets.Version, error)
+	SnapshotPath(name string, v datasets.Version) string
+}
+
+// Agreements lists an operator's agreements on a dataset.
+type Agreements interface {
+	Agreements(ctx context.Context, operator, dataset string) ([]operators.Agreement, error)
+}
+
+// AuditLog is the tamper-evident log every step is recorded in.
+type AuditLog interface {
+	Append(ctx context.Context, e audit.Event) (audit.Entry, error)
+	Entry(seq int64) (audit.Entry, error)
+}
+
+// Service runs the job lifecycle.
+type Service struct {
+	db         *sql.DB
+	dir        string // quarantine: dir/<id>/result.parquet
+	catalog    Catalog
+	agreements Agreements
+	policy     *policies.Engine
+	log        AuditLog
+	now        func() time.Time
+
+	queue chan int64
+	wg    sync.WaitGroup
+	stop  context.CancelFunc
+}
+
+// New returns a service that keeps quarantined results under dir.
+func New(db *sql.DB, dir string, catalog Catalog, agreements Agreements, policy *policies.Engine, log AuditLog) *Service {
+	return &Service{
+		db: db, dir: dir, catalog: catalog, agreements: agreements, policy: policy, log: log,
+		now: time.Now, queue: make(chan int64, 1024),
+	}
+}
+
+// SetClock replaces the service's clock; tests use it to move time.
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// ErrNotFound reports an unknown job, or one the caller may not see.
+var ErrNotFound = errors.New("not found")
+
+// InputError is a refused submission; the server answers it with HTTP 400.
+type InputError struct {
+	Code string
+	Msg  string
+}
+
+func (e *InputError) Error() string { return e.Msg }
+
+// Submit analyses, admits and records a job for principal p. A job the policy
+// denies is stored in state denied with the policy's reasons; a malformed
+// request or SQL is refused with an *InputError and nothing is stored.
+func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request) (Job, error) {
+	req.Dataset = strings.TrimSpace(req.Dataset)
+	req.Purpose = strings.TrimSpace(req.Purpose)
+	switch {
+	case req.Dataset == "":
+		return Job{}, &InputError{Code: "missing_dataset", Msg: "no dataset given; name it as NAME or NAME@VERSION"}
+	case strings.TrimSpace(req.SQL) == "":
+		return Job{}, &InputError{Code: "missing_sql", Msg: "no SQL given"}
+	case req.Purpose == "":
+		return Job{}, &InputError{Code: "missing_purpose", Msg: "no purpose given; it must match the purpose of one of your agreements"}
+	}
+	entry, version, err := s.catalog.Resolve(ctx, req.Dataset)
+	if err != nil {
+		if errors.Is(err, datasets.ErrNotFound) {
+			return Job{}, &InputError{Code: "unknown_dataset", Msg: err.Error()}
+		}
+		var ie *datasets.InputError
+		if errors.As(err, &ie) {
+			return Job{}, &InputError{Code: "bad_dataset", Msg: ie.Msg}
+		}
+		return Job{}, err
+	}
+	codeHash := sha256.Sum256([]byte(req.SQL))
+	code := hex.EncodeToString(codeHash[:])
+
+	an, err := sqlbox.Analyze(ctx, req.SQL, map[string][]string{entry.Name: entry.FieldNames()})
+	if err != nil {
+		var qe *sqlbox.Error
+		if !errors.As(err, &qe) {
+			return Job{}, fmt.Errorf("analyse job: %w", err)
+		}
+		// Refusals are recorded too: regulators want to see attempts.
+		if _, aerr := s.log.Append(ctx, audit.Event{
+			Kind: "job.refused", Principal: p.Name, Subject: "dataset/" + entry.Name,
+			Data: map[string]any{"code_sha256": code, "sql": req.SQL, "reason": qe.Code, "message": qe.Message},
+		}); aerr != nil {
+			return Job{}, fmt.Errorf("record refusal: %w", aerr)
+		}
+		return Job{}, &InputError{Code: qe.Code, Msg: qe.Message}
+	}
+	analysis := &Analysis{
+		Tables: an.Tables, Fields: an.Fields[entry.Name], Functions: an.Functions,
+		Aggregate: an.Aggregate, Executed: an.SQL, CellSQL: an.CellSQL,
+	}
+	for _, o := range an.Outputs {
+		analysis.Outputs = append(analysis.Outputs, Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
+	}
+	if analysis.Fields == nil {
+		analysis.Fields = []string{}
+	}
+
+	agreements, err := s.agreements.Agreements(ctx, p.Name, entry.Name)
+	if err != nil {
+		return Job{}, err
+	}
+	now := s.now().UTC()
+	decision, err := s.policy.Admit(ctx, admissionInput(now, p, entry, version, agreements, req, code, analysis))
+	if err != nil {
+		return Job{}, err
+	}
+
+	submitted, err := s.log.Append(ctx, audit.Event{
+		Kind: "job.submitted", Principal: p.Name, Subject: "dataset/" + entry.Name,
+		Data: map[string]any{
+			"dataset": entry.Name, "version": version.ID, "kind": "sql", "sql": req.SQL,
+			"code_sha256": code, "purpose": req.Purpose, "analysis": analysis,
+		},
+	})
+	if err != nil {
+		return Job{}, fmt.Errorf("record submission: %w", err)
+	}
+	job := Job{
+		ID: submitted.Seq, Operator: p.Name, Dataset: entry.Name, Version: version.ID, Kind: "sql",
+		SQL: req.SQL, CodeSHA256: code, Purpose: req.Purpose, CreatedAt: now, UpdatedAt: now,
+		Record: Record{Analysis: analysis, Decision: &decision},
+	}
+	job.State = StateDenied
+	if decision.Allow {
+		job.State = StateQueued
+	}
+	if _, err := s.log.Append(ctx, audit.Event{
+		Kind: "job.decided", Principal: p.Name, Subject: job.subject(),
+		Data: map[string]any{"state": job.State, "decision": decision},
+	}); err != nil {
+		return Job{}, fmt.Errorf("record decision: %w", err)
+	}
+	if err := s.insert(ctx, job); err != nil {
+		return Job{}, err
+	}
+	if job.State == StateQueued {
+		s.enqueue(job.ID)
+	}
+	return job, nil
+}
+
+func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v datasets.Version, agreements []operators.Agreement, req Request, code string, an *Analysis) policies.AdmissionInput {
+	in := policies.AdmissionInput{
+		Now:       now,
+		Principal: policies.Principal{Name: p.Name, Kind: p.Kind, Roles: p.Roles},
+		Dataset:   policies.Dataset{Name: e.Name, Version: v.ID, Open: e.Open, Grade: e.Grade},
+		Job: policies.Job{
+			Kind: "sql", Purpose: req.Purpose, CodeHash: code, Tables: an.Tables,
+			Fields: an.Fields, Functions: an.Functions, Aggregate: an.Aggregate,
+		},
+		Agreements: []policies.Agreement{},
+	}
+	for _, f := range e.Fields {
+		in.Dataset.Fields = append(in.Dataset.Fields, policies.Field{Name: f.Name, Sensitivity: f.Sensitivity, Identifier: f.Identifier})
+	}
+	for _, a := range agreements {
+		in.Agreements = append(in.Agreements, policies.Agreement{
+			ID: a.ID, Fields: a.Fields, Purpose: a.Purpose, ValidFrom: a.ValidFrom, ValidUntil: a.ValidUntil, Status: a.Status,
+		})
+	}
+	return in
+}
+
+func (j *Job) subject() string { return fmt.Sprintf("job/%d", j.ID) }
+
+// Get returns job id if p may see it: its submitter, an admin or a
+// regulator.
+func (s *Service) Get(ctx context.Context, p operators.Principal, id int64) (Job, error) {
+	j, err := s.load(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	if !canSee(p, j) {
+		return Job{}, fmt.Errorf("job %d: %w", id, ErrNotFound)
+	}
+	return j, nil
+}
+
+func canSee(p operators.Principal, j Job) bool {
+	return j.Operator == p.Name || p.Has(operators.RoleAdmin)
+}
+
+// List returns the jobs p may see, newest first.
+func (s *Service) List(ctx context.Context, p operators.Principal) ([]Job, error) {
+	operator := p.Name
+	if p.Has(operators.RoleAdmin) {
+		operator = ""
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE (? = '' OR operator = ?) ORDER BY id DESC`, operator, operator)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+const jobColumns = `id, operator, dataset, version, kind, code, code_sha256, purpose, state, record, created_at, updated_at`
+
+func (s *Service) load(ctx context.Context, id int64) (Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, fmt.Errorf("job %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(row scanner) (Job, error) {
+	var j Job
+	var record, created, updated string
+	if err := row.Scan(&j.ID, &j.Operator, &j.Dataset, &j.Version, &j.Kind, &j.SQL, &j.CodeSHA256, &j.Purpose, &j.State, &record, &created, &updated); err != nil {
+		return Job{}, err
+	}
+	if err := json.Unmarshal([]byte(record), &j.Record); err != nil {
+		return Job{}, fmt.Errorf("job %d record: %w", j.ID, err)
+	}
+	j.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+	j.UpdatedAt, _ = time.Parse(time.RFC3339Nano, updated)
+	return j, nil
+}
+
+func (s *Service) insert(ctx context.Context, j Job) error {
+	record, err := json.Marshal(j.Record)
+	if err != nil {
+		return fmt.Errorf("store job %d: %w", j.ID, err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs(`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.Operator, j.Dataset, j.Version, j.Kind, j.SQL, j.CodeSHA256, j.Purpose, j.State, string(record),
+		j.CreatedAt.Format(time.RFC3339Nano), j.UpdatedAt.Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("store job %d: %w", j.ID, err)
+	}
+	return nil
+}
+
+// save writes j's state and record.
+func (s *Service) save(ctx context.Context, j *Job) error {
+	j.UpdatedAt = s.now().UTC()
+	record, err := json.Marshal(j.Record)
+	if err != nil {
+		return fmt.Errorf("store job %d: %w", j.ID, err)
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = ?, record = ?, updated_at = ? WHERE id = ?`,
+		j.State, string(record), j.UpdatedAt.Format(time.RFC3339Nano), j.ID); err != nil {
+		return fmt.Errorf("store job %d: %w", j.ID, err)
+	}
+	return nil
+}

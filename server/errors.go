@@ -1,0 +1,80 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/jobs"
+	"github.com/datasandbox/dsbx/operators"
+)
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]Error{"error": {Code: code, Message: msg}})
+}
+
+// writeErr maps the domain packages' errors to HTTP answers.
+func writeErr(w http.ResponseWriter, err error) {
+	var (
+		dsInput  *datasets.InputError
+		opInput  *operators.InputError
+		jobInput *jobs.InputError
+		held     *jobs.NotReleasedError
+		tooBig   *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &jobInput):
+		writeError(w, http.StatusBadRequest, jobInput.Code, jobInput.Msg)
+	case errors.As(err, &dsInput):
+		writeError(w, http.StatusBadRequest, "bad_request", dsInput.Msg)
+	case errors.As(err, &opInput):
+		writeError(w, http.StatusBadRequest, "bad_request", opInput.Msg)
+	case errors.As(err, &held):
+		writeError(w, http.StatusConflict, "not_released", held.Error())
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	case errors.Is(err, datasets.ErrNotFound), errors.Is(err, operators.ErrNotFound), errors.Is(err, jobs.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, jobs.ErrIntegrity):
+		slog.Error("integrity", "err", err)
+		writeError(w, http.StatusInternalServerError, "integrity", err.Error())
+	default:
+		slog.Error("request", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+// decode reads a JSON request body into v, answering 400 on failure.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "request body is not the expected JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,388 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/jobs"
+	"github.com/datasandbox/dsbx/operators"
+)
+
+// MaxUpload bounds a dataset upload.
+const MaxUpload = 4 << 30
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "audit_size": s.log.Size(), "policy_bundle": s.policy.BundleHash()})
+	})
+	mux.HandleFunc("GET /v1/whoami", s.auth(anyone, func(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+		writeJSON(w, http.StatusOK, p)
+	}))
+
+	mux.HandleFunc("POST /v1/datasets", s.auth(admins, s.importDataset))
+	mux.HandleFunc("GET /v1/datasets", s.auth(anyone, s.listDatasets))
+	mux.HandleFunc("GET /v1/datasets/{name}", s.auth(anyone, s.getDataset))
+
+	mux.HandleFunc("POST /v1/operators", s.auth(admins, s.addOperator))
+	mux.HandleFunc("GET /v1/operators", s.auth(admins, s.listOperators))
+	mux.HandleFunc("POST /v1/agreements", s.auth(admins, s.grantAgreement))
+	mux.HandleFunc("GET /v1/agreements", s.auth(anyone, s.listAgreements))
+
+	mux.HandleFunc("POST /v1/jobs", s.auth(requesters, s.submitJob))
+	mux.HandleFunc("GET /v1/jobs", s.auth(anyone, s.listJobs))
+	mux.HandleFunc("GET /v1/jobs/{id}", s.auth(anyone, s.getJob))
+	mux.HandleFunc("GET /v1/jobs/{id}/result", s.auth(requesters, s.fetchResult))
+
+	mux.HandleFunc("GET /v1/audit/key", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"key": s.log.VerifierKey()})
+	})
+	mux.HandleFunc("GET /v1/audit/checkpoint", s.auth(anyone, s.checkpoint))
+	mux.HandleFunc("GET /v1/audit/entries", s.auth(admins, s.auditEntries))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no_route", fmt.Sprintf("no API route %s %s; see /v1/health", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// Who may call a route.
+type rule struct {
+	name  string
+	allow func(operators.Principal) bool
+}
+
+var (
+	anyone     = rule{"any signed-in principal", func(operators.Principal) bool { return true }}
+	admins     = rule{"the admin", func(p operators.Principal) bool { return p.Has(operators.RoleAdmin) }}
+	requesters = rule{"operators and researchers", func(p operators.Principal) bool {
+		return p.Has(operators.RoleOperator) || p.Has(operators.RoleResearcher)
+	}}
+)
+
+type handler func(w http.ResponseWriter, r *http.Request, p operators.Principal)
+
+// auth resolves the bearer token to a principal and checks the route's rule.
+func (s *Server) auth(who rule, h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "no token: send 'Authorization: Bearer <token>' (the CLI reads --token or DSBX_TOKEN)")
+			return
+		}
+		p, err := s.directory.Authenticate(r.Context(), token)
+		if errors.Is(err, operators.ErrUnauthenticated) {
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "the token is unknown or revoked")
+			return
+		}
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		if !who.allow(p) {
+			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s (%s) may not do this; it is for %s", p.Name, strings.Join(p.Roles, ", "), who.name))
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+func (s *Server) importDataset(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxUpload)
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		writeError(w, http.StatusBadRequest, "bad_request", "send multipart/form-data with a 'spec' part (JSON) followed by a 'file' part")
+		return
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	var spec datasets.Spec
+	var haveSpec bool
+	var upload string
+	defer func() {
+		if upload != "" {
+			os.Remove(upload)
+		}
+	}()
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "reading upload: "+err.Error())
+			return
+		}
+		switch part.FormName() {
+		case "spec":
+			if err := json.NewDecoder(part).Decode(&spec); err != nil {
+				writeError(w, http.StatusBadRequest, "bad_request", "spec part is not valid JSON: "+err.Error())
+				return
+			}
+			haveSpec = true
+		case "file":
+			if spec.Source == "" {
+				spec.Source = part.FileName()
+			}
+			upload, err = s.receive(part, spec.Source)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "bad_request", "reading file part: "+err.Error())
+				return
+			}
+		}
+		part.Close()
+	}
+	if !haveSpec || upload == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "the upload needs a 'spec' part and a 'file' part")
+		return
+	}
+	got, err := s.catalog.Import(r.Context(), p.Name, spec, upload)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	status := http.StatusCreated
+	if got.Existing {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, got)
+}
+
+// receive stores an uploaded file in the data directory's tmp folder.
+func (s *Server) receive(r io.Reader, name string) (string, error) {
+	dir := filepath.Join(s.cfg.Data, "tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, "upload-*"+strings.ToLower(filepath.Ext(name)))
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), f.Close()
+}
+
+func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	list, err := s.catalog.List(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(list))
+}
+
+func (s *Server) getDataset(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	e, err := s.catalog.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) addOperator(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	var req struct{ Name, Kind string }
+	if !decode(w, r, &req) {
+		return
+	}
+	added, token, err := s.directory.Add(r.Context(), p.Name, req.Name, req.Kind)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"principal": added, "token": token})
+}
+
+func (s *Server) listOperators(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	list, err := s.directory.List(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) grantAgreement(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	var g operators.Grant
+	if !decode(w, r, &g) {
+		return
+	}
+	a, err := s.directory.Grant(r.Context(), p.Name, g, s.datasetFields)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) datasetFields(ctx context.Context, name string) ([]string, error) {
+	e, err := s.catalog.Get(ctx, name)
+	if errors.Is(err, datasets.ErrNotFound) {
+		return nil, &operators.InputError{Msg: fmt.Sprintf("dataset %q does not exist; import it first", name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.FieldNames(), nil
+}
+
+func (s *Server) listAgreements(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	operator := p.Name
+	if p.Has(operators.RoleAdmin) {
+		operator = r.URL.Query().Get("operator")
+	}
+	list, err := s.directory.Agreements(r.Context(), operator, r.URL.Query().Get("dataset"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(list))
+}
+
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	var req jobs.Request
+	if !decode(w, r, &req) {
+		return
+	}
+	j, err := s.jobs.Submit(r.Context(), p, req)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if j.State == jobs.StateDenied {
+		// The job is recorded, and the denial is the answer.
+		writeJSON(w, http.StatusForbidden, j)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	list, err := s.jobs.List(r.Context(), p)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(list))
+}
+
+func jobID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("job id %q is not a number", r.PathValue("id")))
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	id, ok := jobID(w, r)
+	if !ok {
+		return
+	}
+	j, err := s.jobs.Get(r.Context(), p, id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	id, ok := jobID(w, r)
+	if !ok {
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = jobs.FormatCSV
+	}
+	// Buffer nothing: headers go out with the first byte, after every
+	// check and the download record.
+	hw := &headerOnWrite{w: w, format: format, id: id}
+	if err := s.jobs.Deliver(r.Context(), p, id, format, hw); err != nil {
+		if hw.wrote {
+			return // the stream broke mid-way; the client sees a short body
+		}
+		writeErr(w, err)
+	}
+}
+
+// headerOnWrite sets the content headers just before the first byte.
+type headerOnWrite struct {
+	w      http.ResponseWriter
+	format string
+	id     int64
+	wrote  bool
+}
+
+func (h *headerOnWrite) Write(b []byte) (int, error) {
+	if !h.wrote {
+		h.wrote = true
+		ct := map[string]string{jobs.FormatCSV: "text/csv; charset=utf-8", jobs.FormatParquet: "application/vnd.apache.parquet", jobs.FormatArrow: "application/vnd.apache.arrow.stream"}[h.format]
+		h.w.Header().Set("Content-Type", ct)
+		h.w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="job-%d.%s"`, h.id, h.format))
+		h.w.WriteHeader(http.StatusOK)
+	}
+	return h.w.Write(b)
+}
+
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	cp, err := s.log.Checkpoint()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(cp)
+}
+
+// auditEntries streams records [from, to) as JSON lines, exactly as stored.
+func (s *Server) auditEntries(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	size := s.log.Size()
+	from, to := int64(0), size
+	var err error
+	if v := r.URL.Query().Get("from"); v != "" {
+		if from, err = strconv.ParseInt(v, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "from is not a number")
+			return
+		}
+	}
+	if v := r.URL.Query().Get("to"); v != "" {
+		if to, err = strconv.ParseInt(v, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "to is not a number")
+			return
+		}
+	}
+	if from < 0 || to > size || from > to {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("range [%d, %d) is outside the log's %d entries", from, to, size))
+		return
+	}
+	recs, err := s.log.Records(from, to)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jsonl")
+	w.Header().Set("X-Audit-Size", strconv.FormatInt(size, 10))
+	for _, rec := range recs {
+		w.Write(rec)
+		w.Write([]byte{'\n'})
+	}
+}

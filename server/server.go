@@ -1,0 +1,166 @@
+// Package server serves the platform's HTTP JSON API over the catalog, the
+// directory of operators and agreements, the job lifecycle and the audit log.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"database/sql"
+
+	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/jobs"
+	"github.com/datasandbox/dsbx/operators"
+	"github.com/datasandbox/dsbx/policies"
+	"github.com/datasandbox/dsbx/state"
+)
+
+// Config says where the server keeps its data and how it runs jobs.
+type Config struct {
+	// Data is the data directory: state database, audit log, snapshots,
+	// quarantine and the admin token.
+	Data string
+	// Policies, if set, is a directory holding the Rego bundle to use instead
+	// of the built-in one.
+	Policies string
+	// Workers is how many jobs run at once (default 2).
+	Workers int
+	// Origin names the audit log in its checkpoints.
+	Origin string
+	// Now, if set, replaces the clock (tests).
+	Now func() time.Time
+}
+
+// AdminTokenFile is the file in the data directory that holds the admin
+// token written on first start.
+const AdminTokenFile = "admin.token"
+
+// Server is a running platform: its stores, its job workers and its HTTP
+// handler.
+type Server struct {
+	cfg       Config
+	db        *sql.DB
+	log       *audit.Log
+	catalog   *datasets.Catalog
+	directory *operators.Directory
+	jobs      *jobs.Service
+	policy    *policies.Engine
+	handler   http.Handler
+}
+
+// Open opens (creating on first start) the platform in cfg.Data and starts
+// its job workers.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Data == "" {
+		return nil, errors.New("server: no data directory given")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.Origin == "" {
+		cfg.Origin = "datasandbox.local/audit"
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data directory: %w", err)
+	}
+	var policy *policies.Engine
+	var err error
+	if cfg.Policies != "" {
+		policy, err = policies.Load(ctx, os.DirFS(cfg.Policies))
+	} else {
+		policy, err = policies.Default(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var opts []audit.Option
+	if cfg.Now != nil {
+		opts = append(opts, audit.WithClock(cfg.Now))
+	}
+	log, err := audit.Open(filepath.Join(cfg.Data, "audit"), cfg.Origin, opts...)
+	if err != nil {
+		return nil, err
+	}
+	db, err := state.Open(ctx, cfg.Data)
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, db: db, log: log, policy: policy,
+		catalog:   datasets.NewCatalog(db, filepath.Join(cfg.Data, "datasets"), log),
+		directory: operators.NewDirectory(db, log),
+	}
+	s.jobs = jobs.New(db, filepath.Join(cfg.Data, "quarantine"), s.catalog, s.directory, policy, log)
+	if cfg.Now != nil {
+		s.directory.SetClock(cfg.Now)
+		s.jobs.SetClock(cfg.Now)
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.jobs.Start(context.WithoutCancel(ctx), cfg.Workers); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// bootstrap creates the admin on first start and writes its token.
+func (s *Server) bootstrap(ctx context.Context) error {
+	token, err := s.directory.Bootstrap(ctx)
+	if err != nil || token == "" {
+		return err
+	}
+	path := filepath.Join(s.cfg.Data, AdminTokenFile)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("server: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Handler returns the HTTP API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close stops the job workers and closes the stores.
+func (s *Server) Close() error {
+	if s.jobs != nil {
+		s.jobs.Stop()
+	}
+	var errs []error
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	if s.log != nil {
+		errs = append(errs, s.log.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Serve answers HTTP on l until ctx is done, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(shut); err != nil {
+			slog.Warn("shutdown", "err", err)
+		}
+		return nil
+	}
+}
