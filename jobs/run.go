@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,36 +18,44 @@ import (
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
 )
 
-// Start resumes jobs that were queued or running when the service last
-// stopped and starts workers that run queued jobs until Stop.
+// Start returns jobs that were running when the service last stopped to the
+// queue and starts workers that run queued jobs, oldest first, until Stop.
+// The queue is the jobs table itself, so nothing queued is lost on a crash.
 func (s *Service) Start(ctx context.Context, workers int) error {
 	ctx, s.stop = context.WithCancel(ctx)
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state IN (?, ?) ORDER BY id`, StateQueued, StateRunning)
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state = ? ORDER BY id`, StateRunning)
 	if err != nil {
 		return fmt.Errorf("resume jobs: %w", err)
 	}
-	var pending []int64
+	var interrupted []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
 			return fmt.Errorf("resume jobs: %w", err)
 		}
-		pending = append(pending, id)
+		interrupted = append(interrupted, id)
 	}
 	rows.Close()
+	for _, id := range interrupted {
+		j, err := s.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.step(ctx, &j, "job.requeued", StateQueued, map[string]any{"reason": "interrupted by a restart; runs again from the start"}); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < max(workers, 1); i++ {
 		s.wg.Add(1)
 		go s.work(ctx)
 	}
-	for _, id := range pending {
-		s.enqueue(id)
-	}
+	s.wakeWorkers()
 	return nil
 }
 
-// Stop stops the workers and waits for running jobs to end; a job cut off
-// stays running and is resumed by the next Start.
+// Stop stops the workers and waits for them; a job cut off stays running and
+// is queued again by the next Start.
 func (s *Service) Stop() {
 	if s.stop != nil {
 		s.stop()
@@ -53,37 +63,60 @@ func (s *Service) Stop() {
 	s.wg.Wait()
 }
 
-func (s *Service) enqueue(id int64) {
-	go func() { s.queue <- id }()
+// wakeWorkers tells idle workers that a job may be waiting.
+func (s *Service) wakeWorkers() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
 }
 
 func (s *Service) work(ctx context.Context) {
 	defer s.wg.Done()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case id := <-s.queue:
-			if err := s.execute(ctx, id); err != nil && ctx.Err() == nil {
-				slog.Error("job", "id", id, "err", err)
+		j, ok, err := s.claim(ctx)
+		if err != nil && ctx.Err() == nil {
+			slog.Error("claim job", "err", err)
+		}
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+				continue
 			}
+		}
+		s.wakeWorkers() // another worker may take the next one
+		if err := s.execute(ctx, j); err != nil && ctx.Err() == nil {
+			slog.Error("job", "id", j.ID, "err", err)
 		}
 	}
 }
 
-// execute takes job id from queued (or interrupted running) through run,
-// checks and release or hold.
-func (s *Service) execute(ctx context.Context, id int64) error {
+// claim moves the oldest queued job to running, recording the start.
+func (s *Service) claim(ctx context.Context) (Job, bool, error) {
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM jobs WHERE state = ? ORDER BY id LIMIT 1`, StateQueued).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, false, nil
+	}
+	if err != nil {
+		return Job{}, false, err
+	}
 	j, err := s.load(ctx, id)
 	if err != nil {
-		return err
-	}
-	if j.State != StateQueued && j.State != StateRunning {
-		return nil
+		return Job{}, false, err
 	}
 	if err := s.step(ctx, &j, "job.started", StateRunning, nil); err != nil {
-		return err
+		return Job{}, false, err
 	}
+	return j, true, nil
+}
+
+// execute takes a claimed job through run, checks and release or hold.
+func (s *Service) execute(ctx context.Context, j Job) error {
 	report, err := s.run(ctx, &j)
 	if err != nil {
 		if ctx.Err() != nil {

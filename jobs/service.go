@@ -46,16 +46,17 @@ type Service struct {
 	log        AuditLog
 	now        func() time.Time
 
-	queue chan int64
-	wg    sync.WaitGroup
-	stop  context.CancelFunc
+	wake    chan struct{}
+	claimMu sync.Mutex
+	wg      sync.WaitGroup
+	stop    context.CancelFunc
 }
 
 // New returns a service that keeps quarantined results under dir.
 func New(db *sql.DB, dir string, catalog Catalog, agreements Agreements, policy *policies.Engine, log AuditLog) *Service {
 	return &Service{
 		db: db, dir: dir, catalog: catalog, agreements: agreements, policy: policy, log: log,
-		now: time.Now, queue: make(chan int64, 1024),
+		now: time.Now, wake: make(chan struct{}, 1),
 	}
 }
 
@@ -166,7 +167,7 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 		return Job{}, err
 	}
 	if job.State == StateQueued {
-		s.enqueue(job.ID)
+		s.wakeWorkers()
 	}
 	return job, nil
 }
