@@ -189,3 +189,17 @@ func TestParseLabels(t *testing.T) {
 		}
 	}
 }
+
+// An ID number ending in the check character X after many numeric ones is
+// text, not a malformed file: DuckDB samples the whole file for types.
+func TestImportTypesFromWholeFile(t *testing.T) {
+	c, _ := newCatalog(t)
+	csv := "id_number,district,income\n" + strings.Repeat("330102199001011234,a,2\n", 30000) + "33010219900101123X,b,3\n"
+	got, err := c.Import(context.Background(), "admin", peopleSpec(), writeFile(t, "people.csv", csv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := got.Entry.Field("id_number"); f.Type != "VARCHAR" || got.Version.Rows != 30001 {
+		t.Fatalf("id_number typed %q, %d rows; want VARCHAR, 30001", f.Type, got.Version.Rows)
+	}
+}

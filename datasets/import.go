@@ -193,8 +193,10 @@ func convert(ctx context.Context, src, source, dst string) ([]column, int64, err
 	if strings.EqualFold(filepath.Ext(source), ".csv") {
 		// An explicit dialect: with auto-detection DuckDB may pick "no quote"
 		// for a file with an unbalanced quote, or read a ragged file as
-		// having no rows.
-		reader = "read_csv(" + literal(src) + `, header = true, delim = ',', quote = '"', escape = '"', comment = '', skip = 0, strict_mode = true, null_padding = false, encoding = 'utf-8')`
+		// having no rows. The whole file is sampled for types, so an ID
+		// ending in X after many numeric ones is typed as text, not
+		// refused.
+		reader = "read_csv(" + literal(src) + `, header = true, delim = ',', quote = '"', escape = '"', comment = '', skip = 0, strict_mode = true, null_padding = false, sample_size = -1, encoding = 'utf-8')`
 	}
 	rows, err := db.QueryContext(ctx, "DESCRIBE SELECT * FROM "+reader)
 	if err != nil {

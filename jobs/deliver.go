@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/csv"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -95,8 +96,12 @@ func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, 
 	if err := convert(f, format, w); err != nil {
 		return fmt.Errorf("job %d: deliver %s: %w", id, format, err)
 	}
-	j.Downloads++
-	return s.save(ctx, &j)
+	// Count in SQL: concurrent deliveries must not overwrite each other.
+	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET record = json_set(record, '$.downloads', coalesce(json_extract(record, '$.downloads'), 0) + 1), updated_at = ? WHERE id = ?`,
+		s.now().UTC().Format(time.RFC3339Nano), id); err != nil {
+		return fmt.Errorf("job %d: count delivery: %w", id, err)
+	}
+	return nil
 }
 
 // checkRelease confirms that the audit entry j points to releases exactly

@@ -196,8 +196,7 @@ func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v da
 
 func (j *Job) subject() string { return fmt.Sprintf("job/%d", j.ID) }
 
-// Get returns job id if p may see it: its submitter, an admin or a
-// regulator.
+// Get returns job id if p may see it: its submitter or an admin.
 func (s *Service) Get(ctx context.Context, p operators.Principal, id int64) (Job, error) {
 	j, err := s.load(ctx, id)
 	if err != nil {

@@ -318,7 +318,9 @@ func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators
 	hw := &headerOnWrite{w: w, format: format, id: id}
 	if err := s.jobs.Deliver(r.Context(), p, id, format, hw); err != nil {
 		if hw.wrote {
-			return // the stream broke mid-way; the client sees a short body
+			// The stream broke mid-way: reset the connection so the client
+			// sees an error, never a short file that looks complete.
+			panic(http.ErrAbortHandler)
 		}
 		writeErr(w, err)
 	}
