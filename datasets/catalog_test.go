@@ -154,6 +154,7 @@ func TestImportRefusesBadInput(t *testing.T) {
 		{"bad sensitivity", peopleCSV, mod(func(s *Spec) { s.Labels.Fields[1].Sensitivity = "secretish" }), "sensitivity"},
 		{"missing identifier", peopleCSV, mod(func(s *Spec) { s.Labels.Fields[1].Identifier = "" }), "identifier"},
 		{"bad extension", peopleCSV, mod(func(s *Spec) { s.Source = "people.xlsx" }), ".csv and .parquet"},
+		{"attributes changed on the side", peopleCSV, mod(func(s *Spec) { s.Open = OpenClosed }), "catalogued as open=conditional"},
 		{"schema change", "id_number,district,salary\n1,a,2\n", mod(func(s *Spec) { s.Labels.Fields[2].Name = "salary" }), "new name"},
 	}
 	for _, tc := range cases {

@@ -106,6 +106,13 @@ func (c *Catalog) Import(ctx context.Context, actor string, spec Spec, src strin
 		if !slices.Equal(existing.FieldNames(), names(fields)) {
 			return Imported{}, inputErrorf("dataset %s: columns %v differ from the catalogued fields %v; import a changed schema under a new name", spec.Name, names(fields), existing.FieldNames())
 		}
+		if existing.Open != spec.Open || existing.Grade != spec.Grade || existing.Share != spec.Labels.Share {
+			// Changing an entry's attributes is a catalog decision of its own
+			// (and may have to hold running jobs); an import must not do it
+			// on the side.
+			return Imported{}, inputErrorf("dataset %s is catalogued as open=%s grade=%s share=%s; this import says open=%s grade=%s share=%s; import with the catalogued attributes",
+				spec.Name, existing.Open, existing.Grade, existing.Share, spec.Open, spec.Grade, spec.Labels.Share)
+		}
 		for _, v := range existing.Versions {
 			if v.ID == sum {
 				return Imported{Entry: existing, Version: v, Existing: true}, nil
