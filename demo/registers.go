@@ -35,14 +35,9 @@ func idChecksum(id17 string) byte {
 // writePopulation writes a household/population register of n residents.
 func writePopulation(path string, n int, seed uint64) error {
 	r := rand.New(rand.NewPCG(seed, 1))
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.Write([]string{"id_number", "name", "sex", "birth_date", "district", "household_size", "income"})
 	start := time.Date(1935, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < n; i++ {
+	header := []string{"id_number", "name", "sex", "birth_date", "district", "household_size", "income"}
+	return writeCSV(path, header, n, func() []string {
 		// Districts differ in size, so some cells are small.
 		d := districts[min(int(r.ExpFloat64()*3), len(districts)-1)]
 		birth := start.AddDate(0, 0, r.IntN(365*70))
@@ -58,8 +53,21 @@ func writePopulation(path string, n int, seed uint64) error {
 			name += string(given[r.IntN(len(given))])
 		}
 		income := int(math.Exp(r.NormFloat64()*0.6)*float64(40000+20000*r.IntN(3))) + 12000
-		w.Write([]string{id17 + string(idChecksum(id17)), name, sex, birth.Format("2006-01-02"), d.name,
-			strconv.Itoa(1 + r.IntN(6)), strconv.Itoa(income)})
+		return []string{id17 + string(idChecksum(id17)), name, sex, birth.Format("2006-01-02"), d.name,
+			strconv.Itoa(1 + r.IntN(6)), strconv.Itoa(income)}
+	})
+}
+
+// writeCSV writes a header and n rows made by row to path.
+func writeCSV(path string, header []string, n int, row func() []string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write(header)
+	for i := 0; i < n; i++ {
+		w.Write(row())
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -74,13 +82,8 @@ var industries = []string{"制造业", "批发和零售业", "信息传输、软
 // writeEnterprises writes an enterprise register of n firms.
 func writeEnterprises(path string, n int, seed uint64) error {
 	r := rand.New(rand.NewPCG(seed, 2))
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.Write([]string{"credit_code", "name", "legal_representative", "district", "industry", "employees", "registered_capital", "founded"})
-	for i := 0; i < n; i++ {
+	header := []string{"credit_code", "name", "legal_representative", "district", "industry", "employees", "registered_capital", "founded"}
+	return writeCSV(path, header, n, func() []string {
 		d := districts[r.IntN(len(districts))]
 		ind := industries[r.IntN(len(industries))]
 		code := fmt.Sprintf("91%s%09d%c", d.code, r.IntN(1_000_000_000), "0123456789ABCDEFGHJKLMNPQRTUWXY"[r.IntN(31)])
@@ -88,14 +91,8 @@ func writeEnterprises(path string, n int, seed uint64) error {
 		rep := string(surnames[r.IntN(len(surnames))]) + string(given[r.IntN(len(given))])
 		employees := int(r.ExpFloat64()*40) + 1
 		capital := (r.IntN(500) + 1) * 10000
-		w.Write([]string{code, name, rep, d.name, ind, strconv.Itoa(employees), strconv.Itoa(capital), strconv.Itoa(1990 + r.IntN(35))})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+		return []string{code, name, rep, d.name, ind, strconv.Itoa(employees), strconv.Itoa(capital), strconv.Itoa(1990 + r.IntN(35))}
+	})
 }
 
 func populationLabels() datasets.Labels {
