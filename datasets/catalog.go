@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
@@ -48,24 +50,56 @@ const (
 	IdentifierNone   = "none"
 )
 
-// Entry is one catalog entry.
+// Dataset states. A suspended dataset (an objection was upheld) serves no
+// new job and releases no result until it is reinstated.
+const (
+	StatusActive    = "active"
+	StatusSuspended = "suspended"
+)
+
+// Version states. A sealed version (封存) serves no new job but is kept for
+// audit re-runs; a destroyed one (销毁) has had its files removed and only its
+// hash and history remain.
+const (
+	VersionActive    = "active"
+	VersionSealed    = "sealed"
+	VersionDestroyed = "destroyed"
+)
+
+// Entry is one catalog entry (目录条目).
 type Entry struct {
-	Name        string    `json:"name"`
-	Title       string    `json:"title,omitempty"`
-	Description string    `json:"description,omitempty"`
-	Agency      string    `json:"agency,omitempty"`
-	Grade       string    `json:"grade"`
-	Open        string    `json:"open"`
-	Share       string    `json:"share"`
-	Frequency   string    `json:"update_frequency,omitempty"`
-	Fields      []Field   `json:"fields"`
-	CreatedAt   time.Time `json:"created_at"`
-	Versions    []Version `json:"versions,omitempty"`
+	Name        string   `json:"name"`
+	Title       string   `json:"title,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Agency      string   `json:"agency,omitempty"`
+	Grade       string   `json:"grade"`
+	Open        string   `json:"open"`
+	Share       string   `json:"share"`
+	Frequency   string   `json:"update_frequency,omitempty"`
+	LegalBasis  string   `json:"legal_basis,omitempty"`
+	Tags        []string `json:"tags"`
+	// Keys are the fields that together identify a row; imports report
+	// duplicates.
+	Keys   []string `json:"keys"`
+	Fields []Field  `json:"fields"`
+	// Status is active or suspended; SuspendedFields lists single fields
+	// suspended by upheld objections while the dataset stays active.
+	Status          string    `json:"status"`
+	SuspendedFields []string  `json:"suspended_fields"`
+	CreatedBy       string    `json:"created_by,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	Versions        []Version `json:"versions,omitempty"`
 }
 
 // Field is the catalog's label for one column.
 type Field struct {
-	Name        string `json:"name" yaml:"name"`
+	Name string `json:"name" yaml:"name"`
+	// Column is the field's header in source files when it differs from
+	// Name, for example a Chinese header such as 所属区县.
+	Column string `json:"column,omitempty" yaml:"column"`
+	// Type is the column's DuckDB type. Given in a spec it overrides type
+	// inference; after the first import it is the schema every later
+	// version must fit.
 	Type        string `json:"type" yaml:"type"`
 	Description string `json:"description,omitempty" yaml:"description"`
 	Sensitivity string `json:"sensitivity" yaml:"sensitivity"`
@@ -75,12 +109,25 @@ type Field struct {
 // Version is one immutable snapshot of a dataset, named by the SHA-256 of its
 // Parquet file.
 type Version struct {
-	ID        string    `json:"id"`
-	Rows      int64     `json:"rows"`
-	Bytes     int64     `json:"bytes"`
-	Source    string    `json:"source"`
-	CreatedAt time.Time `json:"created_at"`
+	ID       string `json:"id"`
+	Rows     int64  `json:"rows"`
+	Bytes    int64  `json:"bytes"`
+	Source   string `json:"source"`
+	Format   string `json:"format"`
+	Encoding string `json:"encoding,omitempty"`
+	Importer string `json:"importer"`
+	// Status is active, sealed or destroyed, set at StatusAt for
+	// StatusReason.
+	Status       string        `json:"status"`
+	StatusReason string        `json:"status_reason,omitempty"`
+	StatusAt     *time.Time    `json:"status_at,omitempty"`
+	Stats        []ColumnStats `json:"stats"`
+	Quality      Quality       `json:"quality"`
+	CreatedAt    time.Time     `json:"created_at"`
 }
+
+// Serves reports whether new jobs may run on v.
+func (v Version) Serves() bool { return v.Status == VersionActive }
 
 // Field returns the field named name.
 func (e *Entry) Field(name string) (Field, bool) {
@@ -114,12 +161,19 @@ type Catalog struct {
 	dir string // snapshots live in dir/<name>/<version>.parquet
 	log Recorder
 	now func() time.Time
+	// mu serialises the end of imports, from the check for an existing
+	// version to storing the new one.
+	mu sync.Mutex
 }
 
 // NewCatalog returns a catalog over db that keeps snapshots in dir and
 // records every change in log.
+// Imports that were interrupted (the process died) leave files in the
+// staging directory only; NewCatalog removes them.
 func NewCatalog(db *sql.DB, dir string, log Recorder) *Catalog {
-	return &Catalog{db: db, dir: dir, log: log, now: time.Now}
+	c := &Catalog{db: db, dir: dir, log: log, now: time.Now}
+	os.RemoveAll(c.staging())
+	return c
 }
 
 // ErrNotFound reports an unknown dataset or version.
@@ -135,53 +189,72 @@ func inputErrorf(format string, args ...any) error {
 	return &InputError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// List returns every entry, without versions, ordered by name.
+const entryColumns = `name, title, description, agency, grade, open, share, frequency, legal_basis, tags, keys, fields, status, suspended_fields, created_by, created_at`
+
+const versionColumns = `version, rows, bytes, source, format, encoding, importer, status, status_reason, status_at, stats, quality, created_at`
+
+// List returns every entry with its versions, ordered by name.
 func (c *Catalog) List(ctx context.Context) ([]Entry, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT name, title, description, agency, grade, open, share, frequency, fields, created_at FROM datasets ORDER BY name`)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+entryColumns+` FROM datasets ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list datasets: %w", err)
 	}
-	defer rows.Close()
 	var out []Entry
 	for rows.Next() {
 		e, err := scanEntry(rows)
 		if err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("list datasets: %w", err)
 		}
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list datasets: %w", err)
+	}
+	for i := range out {
+		if out[i].Versions, err = c.versions(ctx, out[i].Name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Get returns the entry named name with its versions, newest first.
 func (c *Catalog) Get(ctx context.Context, name string) (Entry, error) {
-	row := c.db.QueryRowContext(ctx, `SELECT name, title, description, agency, grade, open, share, frequency, fields, created_at FROM datasets WHERE name = ?`, name)
-	e, err := scanEntry(row)
+	e, err := scanEntry(c.db.QueryRowContext(ctx, `SELECT `+entryColumns+` FROM datasets WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Entry{}, fmt.Errorf("dataset %q: %w", name, ErrNotFound)
 	}
 	if err != nil {
 		return Entry{}, fmt.Errorf("dataset %q: %w", name, err)
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT version, rows, bytes, source, created_at FROM dataset_versions WHERE dataset = ? ORDER BY created_at DESC, rowid DESC`, name)
+	if e.Versions, err = c.versions(ctx, name); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+func (c *Catalog) versions(ctx context.Context, name string) ([]Version, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+versionColumns+` FROM dataset_versions WHERE dataset = ? ORDER BY created_at DESC, rowid DESC`, name)
 	if err != nil {
-		return Entry{}, fmt.Errorf("dataset %q versions: %w", name, err)
+		return nil, fmt.Errorf("dataset %q versions: %w", name, err)
 	}
 	defer rows.Close()
+	var out []Version
 	for rows.Next() {
-		var v Version
-		var created string
-		if err := rows.Scan(&v.ID, &v.Rows, &v.Bytes, &v.Source, &created); err != nil {
-			return Entry{}, fmt.Errorf("dataset %q versions: %w", name, err)
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, fmt.Errorf("dataset %q versions: %w", name, err)
 		}
-		v.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
-		e.Versions = append(e.Versions, v)
+		out = append(out, v)
 	}
-	return e, rows.Err()
+	return out, rows.Err()
 }
 
 // Resolve returns the entry and the version that ref names: "NAME" for the
-// newest version, "NAME@PREFIX" for the version whose ID starts with PREFIX.
+// newest active version, "NAME@PREFIX" for the version whose ID starts with
+// PREFIX, whatever its state (admission decides whether it may serve).
 func (c *Catalog) Resolve(ctx context.Context, ref string) (Entry, Version, error) {
 	name, want, pinned := strings.Cut(ref, "@")
 	e, err := c.Get(ctx, name)
@@ -189,10 +262,16 @@ func (c *Catalog) Resolve(ctx context.Context, ref string) (Entry, Version, erro
 		return Entry{}, Version{}, err
 	}
 	if len(e.Versions) == 0 {
-		return Entry{}, Version{}, fmt.Errorf("dataset %q has no version: %w", name, ErrNotFound)
+		return Entry{}, Version{}, fmt.Errorf("dataset %q has no version yet; import one: %w", name, ErrNotFound)
 	}
 	if !pinned {
-		return e, e.Versions[0], nil
+		for _, v := range e.Versions {
+			if v.Serves() {
+				return e, v, nil
+			}
+		}
+		latest := e.Versions[0]
+		return Entry{}, Version{}, fmt.Errorf("dataset %q has no active version (the latest, %.12s, is %s): %w", name, latest.ID, latest.Status, ErrNotFound)
 	}
 	var match []Version
 	for _, v := range e.Versions {
@@ -219,15 +298,41 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanEntry(s scanner) (Entry, error) {
 	var e Entry
-	var fields, created string
-	if err := s.Scan(&e.Name, &e.Title, &e.Description, &e.Agency, &e.Grade, &e.Open, &e.Share, &e.Frequency, &fields, &created); err != nil {
+	var tags, keys, fields, suspended, created string
+	if err := s.Scan(&e.Name, &e.Title, &e.Description, &e.Agency, &e.Grade, &e.Open, &e.Share, &e.Frequency,
+		&e.LegalBasis, &tags, &keys, &fields, &e.Status, &suspended, &e.CreatedBy, &created); err != nil {
 		return Entry{}, err
 	}
-	if err := json.Unmarshal([]byte(fields), &e.Fields); err != nil {
-		return Entry{}, fmt.Errorf("fields of %s: %w", e.Name, err)
+	for _, j := range []struct {
+		src string
+		dst any
+	}{{tags, &e.Tags}, {keys, &e.Keys}, {fields, &e.Fields}, {suspended, &e.SuspendedFields}} {
+		if err := json.Unmarshal([]byte(j.src), j.dst); err != nil {
+			return Entry{}, fmt.Errorf("entry %s: %w", e.Name, err)
+		}
 	}
 	e.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
 	return e, nil
+}
+
+func scanVersion(s scanner) (Version, error) {
+	var v Version
+	var statusAt, stats, quality, created string
+	if err := s.Scan(&v.ID, &v.Rows, &v.Bytes, &v.Source, &v.Format, &v.Encoding, &v.Importer,
+		&v.Status, &v.StatusReason, &statusAt, &stats, &quality, &created); err != nil {
+		return Version{}, err
+	}
+	if err := json.Unmarshal([]byte(stats), &v.Stats); err != nil {
+		return Version{}, fmt.Errorf("version %s stats: %w", v.ID, err)
+	}
+	if err := json.Unmarshal([]byte(quality), &v.Quality); err != nil {
+		return Version{}, fmt.Errorf("version %s quality: %w", v.ID, err)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, statusAt); err == nil {
+		v.StatusAt = &t
+	}
+	v.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+	return v, nil
 }
 
 func ensureDir(dir string) error {
@@ -237,4 +342,36 @@ func ensureDir(dir string) error {
 func marshal(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
+}
+
+// Redacted returns e as those who may not see the data itself see it:
+// column extremes only for public fields, no examples of bad values.
+func (e Entry) Redacted() Entry {
+	public := map[string]bool{}
+	for _, f := range e.Fields {
+		if f.Sensitivity == "public" && f.Identifier == IdentifierNone {
+			public[f.Name] = true
+		}
+	}
+	e.Versions = slices.Clone(e.Versions)
+	for i := range e.Versions {
+		e.Versions[i] = e.Versions[i].redacted(public)
+	}
+	return e
+}
+
+// redacted drops the extremes of every column not in keep and the examples
+// of bad values.
+func (v Version) redacted(keep map[string]bool) Version {
+	v.Stats = slices.Clone(v.Stats)
+	for i := range v.Stats {
+		if !keep[v.Stats[i].Name] {
+			v.Stats[i].Min, v.Stats[i].Max = "", ""
+		}
+	}
+	v.Quality.Violations = slices.Clone(v.Quality.Violations)
+	for i := range v.Quality.Violations {
+		v.Quality.Violations[i].Examples = nil
+	}
+	return v
 }
