@@ -43,6 +43,17 @@ func (e *NotReleasedError) Error() string {
 	return msg
 }
 
+// WithdrawnError refuses the delivery of a released result whose dataset,
+// or a field it used, was suspended after release.
+type WithdrawnError struct {
+	ID  int64
+	Why string
+}
+
+func (e *WithdrawnError) Error() string {
+	return fmt.Sprintf("job %d's result is withdrawn: %s; the regulator sees it among the results released before the suspension", e.ID, e.Why)
+}
+
 // ErrIntegrity reports a quarantined result that no longer matches its
 // release record; it is never delivered.
 var ErrIntegrity = errors.New("result does not match its release record")
@@ -71,6 +82,13 @@ func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, 
 	}
 	if err := s.checkRelease(j); err != nil {
 		return err
+	}
+	entry, _, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	if err != nil {
+		return fmt.Errorf("job %d: %w", id, err)
+	}
+	if why := objected(entry, j.Analysis.Fields); why != "" {
+		return &WithdrawnError{ID: id, Why: why}
 	}
 	f, err := os.Open(s.resultPath(id))
 	if err != nil {

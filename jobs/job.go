@@ -18,12 +18,13 @@ const (
 	StateHeld     = "held"     // result in quarantine; checks did not pass
 	StateReleased = "released" // result passed checks and may be fetched
 	StateFailed   = "failed"   // execution failed; nothing was produced
+	StateStopped  = "stopped"  // queued, then stopped before running: its dataset, field or version was withdrawn
 )
 
 // Final reports whether state is terminal.
 func Final(state string) bool {
 	switch state {
-	case StateDenied, StateHeld, StateReleased, StateFailed:
+	case StateDenied, StateHeld, StateReleased, StateFailed, StateStopped:
 		return true
 	}
 	return false

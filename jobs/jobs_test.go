@@ -115,13 +115,16 @@ func newPlatform(t *testing.T) *platform {
 	if err := os.WriteFile(src, []byte(csv.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	spec := datasets.Spec{Name: "people", Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, Source: "people.csv",
-		Labels: datasets.Labels{Fields: []datasets.Field{
+	spec := datasets.Spec{Name: "people", Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, LegalBasis: "test register",
+		Fields: []datasets.Field{
 			{Name: "id_number", Sensitivity: "personal-sensitive", Identifier: datasets.IdentifierDirect},
 			{Name: "district", Sensitivity: "internal", Identifier: datasets.IdentifierQuasi},
 			{Name: "income", Sensitivity: "sensitive", Identifier: datasets.IdentifierNone},
-		}}}
-	imp, err := p.catalog.Import(ctx, "admin", spec, src)
+		}}
+	if _, err := p.catalog.Create(ctx, "admin", spec); err != nil {
+		t.Fatal(err)
+	}
+	imp, err := p.catalog.Import(ctx, "admin", "people", datasets.Source{Name: "people.csv"}, src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

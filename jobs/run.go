@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -115,8 +116,19 @@ func (s *Service) claim(ctx context.Context) (Job, bool, error) {
 	return j, true, nil
 }
 
-// execute takes a claimed job through run, checks and release or hold.
+// execute takes a claimed job through run, checks and release or hold. A
+// job whose dataset, version or fields were withdrawn while it waited is
+// stopped instead.
 func (s *Service) execute(ctx context.Context, j Job) error {
+	entry, version, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	if err != nil {
+		j.Error = err.Error()
+		return s.step(ctx, &j, "job.failed", StateFailed, map[string]any{"error": j.Error})
+	}
+	if why := withdrawn(entry, version, j.Analysis.Fields); why != "" {
+		j.Error = why
+		return s.step(ctx, &j, "job.stopped", StateStopped, map[string]any{"reason": why})
+	}
 	report, err := s.run(ctx, &j)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -191,7 +203,7 @@ func (s *Service) run(ctx context.Context, j *Job) (*sqlbox.Report, error) {
 // check runs the disclosure checks and the release policy, then releases or
 // holds the result.
 func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) error {
-	entry, _, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	entry, version, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
 	if err != nil {
 		return err
 	}
@@ -203,6 +215,7 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 		MinCellCount: j.Decision.Limits.MinCellCount, DirectIdentifiers: directIdentifiers(entry),
 	})
 	in := policies.ReleaseInput{
+		Dataset: datasetFacts(entry, version),
 		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
 			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate},
 		Result: policies.Result{Rows: j.Result.Rows, Bytes: j.Result.Bytes, SHA256: j.Result.SHA256, Columns: j.Result.Columns},
@@ -258,4 +271,30 @@ func directIdentifiers(e datasets.Entry) []string {
 		}
 	}
 	return out
+}
+
+// withdrawn says why a job using fields of version v of entry e may no
+// longer run, or returns "" if it may.
+func withdrawn(e datasets.Entry, v datasets.Version, fields []string) string {
+	if why := objected(e, fields); why != "" {
+		return why
+	}
+	if !v.Serves() {
+		return fmt.Sprintf("version %.12s of %s was %s", v.ID, e.Name, v.Status)
+	}
+	return ""
+}
+
+// objected says why a job using fields of e may no longer run or deliver
+// after an upheld objection, or returns "" if none applies.
+func objected(e datasets.Entry, fields []string) string {
+	if e.Status == datasets.StatusSuspended {
+		return fmt.Sprintf("dataset %s was suspended after an objection was upheld", e.Name)
+	}
+	for _, f := range fields {
+		if slices.Contains(e.SuspendedFields, f) {
+			return fmt.Sprintf("field %s of %s was suspended after an objection was upheld", f, e.Name)
+		}
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -176,15 +177,12 @@ func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v da
 	in := policies.AdmissionInput{
 		Now:       now,
 		Principal: policies.Principal{Name: p.Name, Kind: p.Kind, Roles: p.Roles},
-		Dataset:   policies.Dataset{Name: e.Name, Version: v.ID, Open: e.Open, Grade: e.Grade},
+		Dataset:   datasetFacts(e, v),
 		Job: policies.Job{
 			Kind: "sql", Purpose: req.Purpose, CodeHash: code, Tables: an.Tables,
 			Fields: an.Fields, Functions: an.Functions, Aggregate: an.Aggregate,
 		},
 		Agreements: []policies.Agreement{},
-	}
-	for _, f := range e.Fields {
-		in.Dataset.Fields = append(in.Dataset.Fields, policies.Field{Name: f.Name, Sensitivity: f.Sensitivity, Identifier: f.Identifier})
 	}
 	for _, a := range agreements {
 		in.Agreements = append(in.Agreements, policies.Agreement{
@@ -192,6 +190,18 @@ func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v da
 		})
 	}
 	return in
+}
+
+// datasetFacts is what policies learn about version v of entry e.
+func datasetFacts(e datasets.Entry, v datasets.Version) policies.Dataset {
+	d := policies.Dataset{
+		Name: e.Name, Version: v.ID, Open: e.Open, Grade: e.Grade,
+		Status: e.Status, SuspendedFields: e.SuspendedFields, VersionStatus: v.Status,
+	}
+	for _, f := range e.Fields {
+		d.Fields = append(d.Fields, policies.Field{Name: f.Name, Sensitivity: f.Sensitivity, Identifier: f.Identifier})
+	}
+	return d
 }
 
 func (j *Job) subject() string { return fmt.Sprintf("job/%d", j.ID) }
@@ -218,20 +228,7 @@ func (s *Service) List(ctx context.Context, p operators.Principal) ([]Job, error
 	if p.Has(operators.RoleAdmin) {
 		operator = ""
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE (? = '' OR operator = ?) ORDER BY id DESC`, operator, operator)
-	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	defer rows.Close()
-	var out []Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return s.query(ctx, `WHERE (? = '' OR operator = ?) ORDER BY id DESC`, operator, operator)
 }
 
 const jobColumns = `id, operator, dataset, version, kind, code, code_sha256, purpose, state, record, created_at, updated_at`
@@ -289,4 +286,68 @@ func (s *Service) save(ctx context.Context, j *Job) error {
 		return fmt.Errorf("store job %d: %w", j.ID, err)
 	}
 	return nil
+}
+
+// StopWithdrawn stops the queued jobs on dataset that may no longer run
+// because the dataset, a field they use or their version was withdrawn;
+// actor is who withdrew it. It returns the stopped jobs. Workers check the
+// same before running a job, so this only makes the stop immediate.
+func (s *Service) StopWithdrawn(ctx context.Context, actor, dataset string) ([]Job, error) {
+	s.claimMu.Lock() // no worker claims a job while we look at the queue
+	defer s.claimMu.Unlock()
+	queued, err := s.query(ctx, `WHERE dataset = ? AND state = ? ORDER BY id`, dataset, StateQueued)
+	if err != nil {
+		return nil, err
+	}
+	var stopped []Job
+	for _, j := range queued {
+		entry, version, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+		if err != nil {
+			return stopped, err
+		}
+		why := withdrawn(entry, version, j.Analysis.Fields)
+		if why == "" {
+			continue
+		}
+		j.Error = why
+		if err := s.step(ctx, &j, "job.stopped", StateStopped, map[string]any{"reason": why, "by": actor}); err != nil {
+			return stopped, err
+		}
+		stopped = append(stopped, j)
+	}
+	return stopped, nil
+}
+
+// Released lists the jobs whose results were released from dataset and that
+// used field (any field when field is empty), oldest first: what a regulator
+// reviews after an objection is upheld.
+func (s *Service) Released(ctx context.Context, dataset, field string) ([]Job, error) {
+	all, err := s.query(ctx, `WHERE dataset = ? AND state = ? ORDER BY id`, dataset, StateReleased)
+	if err != nil {
+		return nil, err
+	}
+	out := []Job{}
+	for _, j := range all {
+		if field == "" || (j.Analysis != nil && slices.Contains(j.Analysis.Fields, field)) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) query(ctx context.Context, where string, args ...any) ([]Job, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
 }

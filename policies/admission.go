@@ -5,8 +5,7 @@ import (
 	"time"
 )
 
-// AdmissionInput is the fact sheet for one job; input.schema.json documents
-// it for policy authors.
+// AdmissionInput is the fact sheet for one job.
 type AdmissionInput struct {
 	Now        time.Time   `json:"now"`
 	Principal  Principal   `json:"principal"`
@@ -24,11 +23,17 @@ type Principal struct {
 
 // Dataset is the catalog entry of the pinned dataset version.
 type Dataset struct {
-	Name    string  `json:"name"`
-	Version string  `json:"version"`
-	Open    string  `json:"open"`
-	Grade   string  `json:"grade"`
-	Fields  []Field `json:"fields"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Open    string `json:"open"`
+	Grade   string `json:"grade"`
+	// Status is active or suspended (an objection was upheld);
+	// SuspendedFields are fields suspended on their own.
+	Status          string   `json:"status"`
+	SuspendedFields []string `json:"suspended_fields"`
+	// VersionStatus is active, sealed or destroyed.
+	VersionStatus string  `json:"version_status"`
+	Fields        []Field `json:"fields"`
 }
 
 // Field is a column's catalog label.
@@ -90,6 +95,9 @@ type Limits struct {
 func (e *Engine) Admit(ctx context.Context, in AdmissionInput) (Decision, error) {
 	if in.Agreements == nil {
 		in.Agreements = []Agreement{}
+	}
+	if in.Dataset.SuspendedFields == nil {
+		in.Dataset.SuspendedFields = []string{}
 	}
 	var d Decision
 	if err := eval(ctx, e.admission, "admission", in, &d); err != nil {

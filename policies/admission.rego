@@ -38,6 +38,22 @@ deny contains {"code": "dataset_closed", "message": msg} if {
 	msg := sprintf("dataset %s is closed (不予开放): it is never served", [input.dataset.name])
 }
 
+deny contains {"code": "dataset_suspended", "message": msg} if {
+	input.dataset.status == "suspended"
+	msg := sprintf("dataset %s is suspended: an objection (异议) against it was upheld", [input.dataset.name])
+}
+
+deny contains {"code": "version_not_active", "message": msg} if {
+	input.dataset.version_status != "active"
+	msg := sprintf("version %s of %s is %s and serves no new job; submit against %s for the latest active version", [substring(input.dataset.version, 0, 12), input.dataset.name, input.dataset.version_status, input.dataset.name])
+}
+
+deny contains {"code": "field_suspended", "field": f, "message": msg} if {
+	some f in input.job.fields
+	f in input.dataset.suspended_fields
+	msg := sprintf("field %s of %s is suspended: an objection (异议) against it was upheld", [f, input.dataset.name])
+}
+
 deny contains {"code": "not_a_requester", "message": msg} if {
 	not requester
 	msg := sprintf("%s holds roles %v; only operators and researchers submit jobs", [input.principal.name, input.principal.roles])

@@ -21,7 +21,7 @@ func baseInput() AdmissionInput {
 	return AdmissionInput{
 		Now:       time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC),
 		Principal: Principal{Name: "acme", Kind: "company", Roles: []string{"operator"}},
-		Dataset: Dataset{Name: "population", Version: "abc", Open: "conditional", Grade: "important", Fields: []Field{
+		Dataset: Dataset{Name: "population", Version: "abcdef0123456789", Open: "conditional", Grade: "important", Status: "active", VersionStatus: "active", Fields: []Field{
 			{Name: "id_number", Sensitivity: "personal-sensitive", Identifier: "direct"},
 			{Name: "name", Sensitivity: "personal", Identifier: "direct"},
 			{Name: "district", Sensitivity: "internal", Identifier: "quasi"},
@@ -76,6 +76,10 @@ func TestAdmissionDenials(t *testing.T) {
 		{"revoked", func(in *AdmissionInput) { in.Agreements[0].Status = "revoked" }, "agreement_inactive", "revoked"},
 		{"admin submits", func(in *AdmissionInput) { in.Principal.Roles = []string{"admin"} }, "not_a_requester", "only operators"},
 		{"unknown field", func(in *AdmissionInput) { in.Job.Fields = []string{"shoe_size"} }, "unknown_field", "no field shoe_size"},
+		{"suspended dataset", func(in *AdmissionInput) { in.Dataset.Status = "suspended" }, "dataset_suspended", "objection"},
+		{"suspended field", func(in *AdmissionInput) { in.Dataset.SuspendedFields = []string{"income"} }, "field_suspended", "field income"},
+		{"sealed version", func(in *AdmissionInput) { in.Dataset.VersionStatus = "sealed" }, "version_not_active", "abcdef012345 of population is sealed"},
+		{"destroyed version", func(in *AdmissionInput) { in.Dataset.VersionStatus = "destroyed" }, "version_not_active", "is destroyed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,6 +129,21 @@ func TestRelease(t *testing.T) {
 	d, err = e.Release(ctx, ReleaseInput{})
 	if err != nil || d.Outcome != OutcomeHold {
 		t.Fatalf("no checks at all must hold: %+v %v", d, err)
+	}
+	passed := []Check{{Name: "min_cell_count", Passed: true}}
+	d, err = e.Release(ctx, ReleaseInput{Checks: passed, Dataset: Dataset{Name: "population", Status: "suspended"}})
+	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Code != "dataset_suspended" {
+		t.Fatalf("dataset suspended after admission must hold: %+v %v", d, err)
+	}
+	d, err = e.Release(ctx, ReleaseInput{Checks: passed, Job: Job{Fields: []string{"district", "income"}},
+		Dataset: Dataset{Name: "population", Status: "active", SuspendedFields: []string{"income"}}})
+	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Code != "field_suspended" {
+		t.Fatalf("used field suspended after admission must hold: %+v %v", d, err)
+	}
+	d, err = e.Release(ctx, ReleaseInput{Checks: passed, Job: Job{Fields: []string{"district"}},
+		Dataset: Dataset{Name: "population", Status: "active", SuspendedFields: []string{"income"}}})
+	if err != nil || d.Outcome != OutcomeRelease {
+		t.Fatalf("a suspended field the job did not use must not hold it: %+v %v", d, err)
 	}
 }
 

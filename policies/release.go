@@ -7,6 +7,9 @@ type ReleaseInput struct {
 	Job    Job     `json:"job"`
 	Result Result  `json:"result"`
 	Checks []Check `json:"checks"`
+	// Dataset is the catalog entry as it stands now, not as it stood at
+	// admission: an objection upheld meanwhile holds the result.
+	Dataset Dataset `json:"dataset"`
 }
 
 // Result is the shape of a quarantined result.
@@ -41,6 +44,9 @@ type ReleaseDecision struct {
 func (e *Engine) Release(ctx context.Context, in ReleaseInput) (ReleaseDecision, error) {
 	if in.Checks == nil {
 		in.Checks = []Check{}
+	}
+	if in.Dataset.SuspendedFields == nil {
+		in.Dataset.SuspendedFields = []string{}
 	}
 	var d ReleaseDecision
 	if err := eval(ctx, e.release, "release", in, &d); err != nil {

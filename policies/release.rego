@@ -1,19 +1,32 @@
-# Release: may a quarantined result leave? Go computes the disclosure checks;
-# this policy turns them into an outcome.
+# Release: may a quarantined result leave? Go computes the disclosure checks
+# and gathers the dataset's state as it is now; this policy turns them into
+# an outcome.
 package dsbx.release
 
 import rego.v1
 
 failed := [c | some c in input.checks; not c.passed]
 
+withdrawn contains {"code": "dataset_suspended", "message": msg} if {
+	input.dataset.status == "suspended"
+	msg := sprintf("dataset %s was suspended after an objection (异议) was upheld; results that used it are held", [input.dataset.name])
+}
+
+withdrawn contains {"code": "field_suspended", "message": msg} if {
+	some f in input.job.fields
+	f in input.dataset.suspended_fields
+	msg := sprintf("field %s of %s was suspended after an objection (异议) was upheld; results that used it are held", [f, input.dataset.name])
+}
+
 default outcome := "hold"
 
 outcome := "release" if {
 	count(input.checks) > 0
 	count(failed) == 0
+	count(withdrawn) == 0
 }
 
 decision := {
 	"outcome": outcome,
-	"reasons": [{"code": c.name, "message": c.detail} | some c in failed],
+	"reasons": array.concat([{"code": c.name, "message": c.detail} | some c in failed], [r | some r in withdrawn]),
 }
