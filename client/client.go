@@ -9,11 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -105,51 +102,6 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, als
 		}
 	}
 	return resp.StatusCode, nil
-}
-
-// ImportDataset uploads the file at path with spec; spec.Source defaults to
-// the file's name.
-func (c *Client) ImportDataset(ctx context.Context, spec datasets.Spec, path string) (datasets.Imported, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return datasets.Imported{}, fmt.Errorf("import %s: %w", spec.Name, err)
-	}
-	defer f.Close()
-	if spec.Source == "" {
-		spec.Source = filepath.Base(path)
-	}
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		err := func() error {
-			part, err := mw.CreateFormField("spec")
-			if err != nil {
-				return err
-			}
-			if err := json.NewEncoder(part).Encode(spec); err != nil {
-				return err
-			}
-			fp, err := mw.CreateFormFile("file", spec.Source)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(fp, f); err != nil {
-				return err
-			}
-			return mw.Close()
-		}()
-		pw.CloseWithError(err)
-	}()
-	resp, err := c.request(ctx, http.MethodPost, "/v1/datasets", pr, mw.FormDataContentType())
-	if err != nil {
-		return datasets.Imported{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return datasets.Imported{}, apiError(resp)
-	}
-	var out datasets.Imported
-	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
 // Datasets lists the catalog.

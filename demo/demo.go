@@ -101,10 +101,13 @@ func (d *walk) run(ctx context.Context) error {
 		spec datasets.Spec
 		file string
 	}{
-		{datasets.Spec{Name: "population", Grade: datasets.GradeImportant, Open: datasets.OpenConditional, Labels: populationLabels()}, pop},
-		{datasets.Spec{Name: "enterprises", Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, Labels: enterpriseLabels()}, ent},
+		{populationSpec(), pop},
+		{enterpriseSpec(), ent},
 	} {
-		got, err := admin.ImportDataset(ctx, imp.spec, imp.file)
+		if _, err := admin.CreateDataset(ctx, imp.spec); err != nil {
+			return fmt.Errorf("create %s: %w", imp.spec.Name, err)
+		}
+		got, err := admin.ImportVersion(ctx, imp.spec.Name, datasets.Source{}, imp.file, nil)
 		if err != nil {
 			return fmt.Errorf("import %s: %w", imp.spec.Name, err)
 		}

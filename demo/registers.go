@@ -95,8 +95,12 @@ func writeEnterprises(path string, n int, seed uint64) error {
 	})
 }
 
-func populationLabels() datasets.Labels {
-	return datasets.Labels{
+func populationSpec() datasets.Spec {
+	return datasets.Spec{
+		Name: "population", Grade: datasets.GradeImportant, Open: datasets.OpenConditional,
+		LegalBasis:  "《杭州市公共数据授权运营实施方案》: personal information is opened only under a data use agreement",
+		Tags:        []string{"人口", "民政"},
+		Keys:        []string{"id_number"},
 		Title:       "户籍人口登记信息 (household/population register)",
 		Description: "Residents registered in Hangzhou, one row per person (generated for the demo).",
 		Agency:      "杭州市公安局 (Hangzhou Public Security Bureau)",
@@ -113,11 +117,15 @@ func populationLabels() datasets.Labels {
 	}
 }
 
-func enterpriseLabels() datasets.Labels {
-	return datasets.Labels{
-		Title:     "企业登记信息 (enterprise register)",
-		Agency:    "杭州市市场监督管理局 (Hangzhou Administration for Market Regulation)",
-		Frequency: "daily",
+func enterpriseSpec() datasets.Spec {
+	return datasets.Spec{
+		Name: "enterprises", Grade: datasets.GradeGeneral, Open: datasets.OpenConditional,
+		LegalBasis: "《浙江省公共数据条例》: registration data with personal fields is conditionally open",
+		Tags:       []string{"企业", "市场监管"},
+		Keys:       []string{"credit_code"},
+		Title:      "企业登记信息 (enterprise register)",
+		Agency:     "杭州市市场监督管理局 (Hangzhou Administration for Market Regulation)",
+		Frequency:  "daily",
 		Fields: []datasets.Field{
 			{Name: "credit_code", Description: "统一社会信用代码", Sensitivity: "public", Identifier: datasets.IdentifierDirect},
 			{Name: "name", Description: "企业名称", Sensitivity: "public", Identifier: datasets.IdentifierDirect},

@@ -31,32 +31,43 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 
 // writeErr maps the domain packages' errors to HTTP answers.
 func writeErr(w http.ResponseWriter, err error) {
+	status, body := errorBody(err)
+	writeJSON(w, status, map[string]Error{"error": body})
+}
+
+// errorBody maps an error to its HTTP status and body.
+func errorBody(err error) (int, Error) {
 	var (
-		dsInput  *datasets.InputError
-		opInput  *operators.InputError
-		jobInput *jobs.InputError
-		held     *jobs.NotReleasedError
-		tooBig   *http.MaxBytesError
+		dsInput   *datasets.InputError
+		opInput   *operators.InputError
+		jobInput  *jobs.InputError
+		held      *jobs.NotReleasedError
+		withdrawn *jobs.WithdrawnError
+		tooBig    *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &jobInput):
-		writeError(w, http.StatusBadRequest, jobInput.Code, jobInput.Msg)
+		return http.StatusBadRequest, Error{jobInput.Code, jobInput.Msg}
 	case errors.As(err, &dsInput):
-		writeError(w, http.StatusBadRequest, "bad_request", dsInput.Msg)
+		return http.StatusBadRequest, Error{"bad_request", dsInput.Msg}
 	case errors.As(err, &opInput):
-		writeError(w, http.StatusBadRequest, "bad_request", opInput.Msg)
+		return http.StatusBadRequest, Error{"bad_request", opInput.Msg}
 	case errors.As(err, &held):
-		writeError(w, http.StatusConflict, "not_released", held.Error())
+		return http.StatusConflict, Error{"not_released", held.Error()}
+	case errors.As(err, &withdrawn):
+		return http.StatusConflict, Error{"withdrawn", withdrawn.Error()}
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+		return http.StatusRequestEntityTooLarge, Error{"too_large", err.Error()}
+	case errors.Is(err, datasets.ErrNotOpen):
+		return http.StatusForbidden, Error{"not_open", err.Error()}
 	case errors.Is(err, datasets.ErrNotFound), errors.Is(err, operators.ErrNotFound), errors.Is(err, jobs.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return http.StatusNotFound, Error{"not_found", err.Error()}
 	case errors.Is(err, jobs.ErrIntegrity):
 		slog.Error("integrity", "err", err)
-		writeError(w, http.StatusInternalServerError, "integrity", err.Error())
+		return http.StatusInternalServerError, Error{"integrity", err.Error()}
 	default:
 		slog.Error("request", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return http.StatusInternalServerError, Error{"internal", err.Error()}
 	}
 }
 

@@ -2,14 +2,9 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -19,7 +14,7 @@ import (
 )
 
 // MaxUpload bounds a dataset upload.
-const MaxUpload = 4 << 30
+const MaxUpload = 64 << 30
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -30,9 +25,22 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, p)
 	}))
 
-	mux.HandleFunc("POST /v1/datasets", s.auth(admins, s.importDataset))
+	mux.HandleFunc("POST /v1/datasets", s.auth(admins, s.createDataset))
 	mux.HandleFunc("GET /v1/datasets", s.auth(anyone, s.listDatasets))
 	mux.HandleFunc("GET /v1/datasets/{name}", s.auth(anyone, s.getDataset))
+	mux.HandleFunc("POST /v1/datasets/{name}/versions", s.auth(admins, s.importVersion))
+	mux.HandleFunc("POST /v1/datasets/{name}/versions/{version}/seal", s.auth(admins, s.changeVersion))
+	mux.HandleFunc("POST /v1/datasets/{name}/versions/{version}/destroy", s.auth(admins, s.changeVersion))
+	mux.HandleFunc("POST /v1/datasets/{name}/reinstate", s.auth(admins, s.reinstate))
+	mux.HandleFunc("GET /v1/datasets/{name}/download", s.auth(anyone, s.downloadDataset))
+	mux.HandleFunc("GET /v1/datasets/{name}/profile", s.auth(anyone, s.datasetProfile))
+	mux.HandleFunc("GET /v1/datasets/{name}/dummy", s.auth(anyone, s.dummyData))
+
+	mux.HandleFunc("POST /v1/objections", s.auth(anyone, s.fileObjection))
+	mux.HandleFunc("GET /v1/objections", s.auth(anyone, s.listObjections))
+	mux.HandleFunc("GET /v1/objections/{id}", s.auth(anyone, s.getObjection))
+	mux.HandleFunc("POST /v1/objections/{id}/decision", s.auth(admins, s.decideObjection))
+	mux.HandleFunc("GET /v1/objections/{id}/released", s.auth(admins, s.releasedBeforeObjection))
 
 	mux.HandleFunc("POST /v1/operators", s.auth(admins, s.addOperator))
 	mux.HandleFunc("GET /v1/operators", s.auth(admins, s.listOperators))
@@ -94,106 +102,6 @@ func (s *Server) auth(who rule, h handler) http.HandlerFunc {
 		}
 		h(w, r, p)
 	}
-}
-
-func (s *Server) importDataset(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxUpload)
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "multipart/form-data" {
-		writeError(w, http.StatusBadRequest, "bad_request", "send multipart/form-data with a 'spec' part (JSON) followed by a 'file' part")
-		return
-	}
-	mr, err := r.MultipartReader()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
-	}
-	var spec datasets.Spec
-	var haveSpec bool
-	var upload string
-	defer func() {
-		if upload != "" {
-			os.Remove(upload)
-		}
-	}()
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "reading upload: "+err.Error())
-			return
-		}
-		switch part.FormName() {
-		case "spec":
-			if err := json.NewDecoder(part).Decode(&spec); err != nil {
-				writeError(w, http.StatusBadRequest, "bad_request", "spec part is not valid JSON: "+err.Error())
-				return
-			}
-			haveSpec = true
-		case "file":
-			if spec.Source == "" {
-				spec.Source = part.FileName()
-			}
-			upload, err = s.receive(part, spec.Source)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "bad_request", "reading file part: "+err.Error())
-				return
-			}
-		}
-		part.Close()
-	}
-	if !haveSpec || upload == "" {
-		writeError(w, http.StatusBadRequest, "bad_request", "the upload needs a 'spec' part and a 'file' part")
-		return
-	}
-	got, err := s.catalog.Import(r.Context(), p.Name, spec, upload)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	status := http.StatusCreated
-	if got.Existing {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, got)
-}
-
-// receive stores an uploaded file in the data directory's tmp folder.
-func (s *Server) receive(r io.Reader, name string) (string, error) {
-	dir := filepath.Join(s.cfg.Data, "tmp")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp(dir, "upload-*"+strings.ToLower(filepath.Ext(name)))
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), f.Close()
-}
-
-func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	list, err := s.catalog.List(r.Context())
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(list))
-}
-
-func (s *Server) getDataset(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	e, err := s.catalog.Get(r.Context(), r.PathValue("name"))
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, e)
 }
 
 func (s *Server) addOperator(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -315,7 +223,7 @@ func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators
 	}
 	// Buffer nothing: headers go out with the first byte, after every
 	// check and the download record.
-	hw := &headerOnWrite{w: w, format: format, id: id}
+	hw := &attachment{w: w, name: fmt.Sprintf("job-%d.%s", id, format), contentType: contentTypes[format]}
 	if err := s.jobs.Deliver(r.Context(), p, id, format, hw); err != nil {
 		if hw.wrote {
 			// The stream broke mid-way: reset the connection so the client
@@ -324,25 +232,6 @@ func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators
 		}
 		writeErr(w, err)
 	}
-}
-
-// headerOnWrite sets the content headers just before the first byte.
-type headerOnWrite struct {
-	w      http.ResponseWriter
-	format string
-	id     int64
-	wrote  bool
-}
-
-func (h *headerOnWrite) Write(b []byte) (int, error) {
-	if !h.wrote {
-		h.wrote = true
-		ct := map[string]string{jobs.FormatCSV: "text/csv; charset=utf-8", jobs.FormatParquet: "application/vnd.apache.parquet", jobs.FormatArrow: "application/vnd.apache.arrow.stream"}[h.format]
-		h.w.Header().Set("Content-Type", ct)
-		h.w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="job-%d.%s"`, h.id, h.format))
-		h.w.WriteHeader(http.StatusOK)
-	}
-	return h.w.Write(b)
 }
 
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, p operators.Principal) {

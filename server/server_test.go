@@ -68,7 +68,10 @@ func start(t *testing.T) *platform {
 	csv += "330102199001019999,临安区,90000\n"
 	src := filepath.Join(t.TempDir(), "people.csv")
 	os.WriteFile(src, []byte(csv), 0o600)
-	if _, err := p.admin.ImportDataset(ctx, peopleSpec(), src); err != nil {
+	if _, err := p.admin.CreateDataset(ctx, peopleSpec()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.admin.ImportVersion(ctx, "people", datasets.Source{}, src, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, opTok, err := p.admin.AddOperator(ctx, "acme", operators.KindCompany)
@@ -83,11 +86,12 @@ func start(t *testing.T) *platform {
 }
 
 func peopleSpec() datasets.Spec {
-	return datasets.Spec{Name: "people", Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, Labels: datasets.Labels{Fields: []datasets.Field{
-		{Name: "id_number", Sensitivity: "personal-sensitive", Identifier: datasets.IdentifierDirect},
-		{Name: "district", Sensitivity: "internal", Identifier: datasets.IdentifierQuasi},
-		{Name: "income", Sensitivity: "sensitive", Identifier: datasets.IdentifierNone},
-	}}}
+	return datasets.Spec{Name: "people", Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, LegalBasis: "test register",
+		Fields: []datasets.Field{
+			{Name: "id_number", Sensitivity: "personal-sensitive", Identifier: datasets.IdentifierDirect},
+			{Name: "district", Sensitivity: "internal", Identifier: datasets.IdentifierQuasi},
+			{Name: "income", Sensitivity: "sensitive", Identifier: datasets.IdentifierNone},
+		}}
 }
 
 func (p *platform) run(t *testing.T, sql string) jobs.Job {
@@ -180,8 +184,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 
 	badCSV := filepath.Join(t.TempDir(), "people.csv")
 	os.WriteFile(badCSV, []byte("id_number,district,income\n1,a,2\n3,\"b,4\n"), 0o600)
-	_, err := p.admin.ImportDataset(ctx, peopleSpec(), badCSV)
+	_, err := p.admin.ImportVersion(ctx, "people", datasets.Source{}, badCSV, nil)
 	expect(t, "malformed CSV", err, http.StatusBadRequest, "malformed")
+	_, err = p.admin.CreateDataset(ctx, peopleSpec())
+	expect(t, "duplicate dataset name", err, http.StatusBadRequest, "already exists")
 
 	_, err = p.operator.Submit(ctx, jobs.Request{Dataset: "nosuch", SQL: "SELECT 1", Purpose: purpose})
 	expect(t, "unknown dataset", err, http.StatusBadRequest, `"nosuch"`)

@@ -219,6 +219,7 @@ func register(t *testing.T, dir string) (csvPath, fieldsPath string, counts map[
 		means[d] = s / float64(counts[d])
 	}
 	fields := `title: Resident register
+legal_basis: personal information, opened under agreement only
 description: Residents with their district and declared income
 agency: Civil Affairs Bureau
 share: conditional
@@ -252,18 +253,18 @@ func TestEndToEndThroughCLI(t *testing.T) {
 	admin := []string{"--token", e.admin}
 
 	// 1. The admin imports the register.
-	out := e.must(t, append(admin, "dataset", "import", "--name", "people", "--file", csvPath, "--fields", fieldsPath, "--grade", "important")...)
+	out := e.must(t, append(admin, "dataset", "import", "people", csvPath, "--spec", fieldsPath, "--grade", "important")...)
 	if !strings.HasPrefix(out, "imported people@") || !strings.Contains(out, "(302 rows, 4 fields, open=conditional, grade=important)") {
 		t.Fatalf("import output: %q", out)
 	}
-	out = e.must(t, append(admin, "--json", "dataset", "import", "--name", "people", "--file", csvPath, "--fields", fieldsPath, "--grade", "important")...)
+	out = e.must(t, append(admin, "--json", "dataset", "import", "people", csvPath, "--spec", fieldsPath, "--grade", "important")...)
 	var again cliImported
 	decodeJSON(t, "re-import", out, &again)
 	if !again.Existing || again.Version.Rows != 302 || len(again.Version.ID) != 64 {
 		t.Fatalf("re-import --json: %+v, want the existing 302-row version", again)
 	}
 	version := again.Version.ID
-	out = e.must(t, append(admin, "dataset", "import", "--name", "people", "--file", csvPath, "--fields", fieldsPath, "--grade", "important")...)
+	out = e.must(t, append(admin, "dataset", "import", "people", csvPath, "--spec", fieldsPath, "--grade", "important")...)
 	if want := "already present: people@" + version[:12]; !strings.HasPrefix(out, want) {
 		t.Fatalf("re-import output %q, want it to start with %q", out, want)
 	}
@@ -341,7 +342,7 @@ func TestEndToEndThroughCLI(t *testing.T) {
 		t.Fatalf("aggregate job: %s", out)
 	}
 	// The environment token is the operator's: it may not import.
-	e.fails(t, "import with the operator's DSBX_TOKEN", []string{"HTTP 403", "acme"}, "dataset", "import", "--name", "people", "--file", csvPath, "--fields", fieldsPath)
+	e.fails(t, "import with the operator's DSBX_TOKEN", []string{"HTTP 403", "acme"}, "dataset", "import", "people", csvPath)
 
 	out = e.must(t, "job", "show", strconv.FormatInt(ok.ID, 10))
 	for _, s := range []string{fmt.Sprintf("job %d: RELEASED", ok.ID), "purpose  " + purpose, "fields   district, income (aggregate: true)", "pass min_cell_count", "released sha256"} {
@@ -476,7 +477,7 @@ func TestEndToEndThroughCLI(t *testing.T) {
 	// 4. Bad input.
 	bad := filepath.Join(work, "ragged.csv")
 	os.WriteFile(bad, []byte("id_number,name,district,income\n1,a,上城区,100\n2,b,西湖区,200,extra\n3,c,滨江区,300\n"), 0o600)
-	e.fails(t, "ragged CSV", []string{"malformed", "HTTP 400"}, append(admin, "dataset", "import", "--name", "people", "--file", bad, "--fields", fieldsPath)...)
+	e.fails(t, "ragged CSV", []string{"malformed", "HTTP 400"}, append(admin, "dataset", "import", "people", bad, "--spec", fieldsPath, "--grade", "important")...)
 	out = e.must(t, append(admin, "--json", "dataset", "show", "people")...)
 	entry = cliEntry{}
 	decodeJSON(t, "dataset show after bad import", out, &entry)

@@ -34,7 +34,7 @@ func jobCmd(g *globals) *cobra.Command {
 			if err := g.emit(cmd, j, func() { printJob(cmd.OutOrStdout(), j) }); err != nil {
 				return err
 			}
-			if j.State == jobs.StateDenied || j.State == jobs.StateFailed {
+			if j.State == jobs.StateDenied || j.State == jobs.StateFailed || j.State == jobs.StateStopped {
 				return &exitError{code: 3, err: fmt.Errorf("job %d %s", j.ID, j.State)}
 			}
 			return nil
@@ -83,7 +83,7 @@ func jobCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(submit, show, list)
+	cmd.AddCommand(submit, show, list, jobTryCmd())
 	return cmd
 }
 
