@@ -201,5 +201,3 @@ func errorsIsNotFound(err error) bool {
 	var ie *InputError
 	return errors.As(err, &ie) && ie.Code == "unknown_dataset"
 }
-
-

@@ -238,4 +238,3 @@ func writeTemp(t *testing.T, name, content string) string {
 	}
 	return path
 }
-
