@@ -199,16 +199,7 @@ func (c *Client) Wait(ctx context.Context, id int64) (jobs.Job, error) {
 // FetchResult writes job id's released result to w in format (csv,
 // parquet or arrow).
 func (c *Client) FetchResult(ctx context.Context, id int64, format string, w io.Writer) error {
-	resp, err := c.request(ctx, http.MethodGet, fmt.Sprintf("/v1/jobs/%d/result?format=%s", id, url.QueryEscape(format)), nil, "")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
-	_, err = io.Copy(w, resp.Body)
-	return err
+	return c.stream(ctx, fmt.Sprintf("/v1/jobs/%d/result?format=%s", id, url.QueryEscape(format)), w)
 }
 
 // AuditKey returns the audit log's verifier key.

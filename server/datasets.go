@@ -352,17 +352,8 @@ func seesObjection(p operators.Principal, o datasets.Objection) bool {
 	return o.Filer == p.Name || p.Has(operators.RoleAdmin)
 }
 
-func objectionID(w http.ResponseWriter, r *http.Request) (int64, bool) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id < 0 {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("objection id %q is not a number", r.PathValue("id")))
-		return 0, false
-	}
-	return id, true
-}
-
 func (s *Server) getObjection(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	id, ok := objectionID(w, r)
+	id, ok := pathID(w, r, "objection")
 	if !ok {
 		return
 	}
@@ -388,7 +379,7 @@ type Decision struct {
 }
 
 func (s *Server) decideObjection(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	id, ok := objectionID(w, r)
+	id, ok := pathID(w, r, "objection")
 	if !ok {
 		return
 	}
@@ -426,7 +417,7 @@ func (s *Server) decideObjection(w http.ResponseWriter, r *http.Request, p opera
 }
 
 func (s *Server) releasedBeforeObjection(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	id, ok := objectionID(w, r)
+	id, ok := pathID(w, r, "objection")
 	if !ok {
 		return
 	}

@@ -190,17 +190,19 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p operators.Pr
 	writeJSON(w, http.StatusOK, nonNil(list))
 }
 
-func jobID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+// pathID reads the {id} path value, answering 400 if it is not a number;
+// what names the kind of thing for the message.
+func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 0 {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("job id %q is not a number", r.PathValue("id")))
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("%s id %q is not a number", what, r.PathValue("id")))
 		return 0, false
 	}
 	return id, true
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	id, ok := jobID(w, r)
+	id, ok := pathID(w, r, "job")
 	if !ok {
 		return
 	}
@@ -213,7 +215,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p operators.Prin
 }
 
 func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	id, ok := jobID(w, r)
+	id, ok := pathID(w, r, "job")
 	if !ok {
 		return
 	}
