@@ -321,7 +321,7 @@ func unsupportedArrowType(t arrow.DataType) arrow.DataType {
 		return unsupportedArrowType(t.StorageType())
 	case arrow.NestedType:
 		for _, f := range t.Fields() {
-			if bad := unsupportedArrowType(f.Type); bad != nil && f.Type.ID() != arrow.NULL {
+			if bad := unsupportedArrowType(f.Type); bad != nil {
 				return bad
 			}
 		}
@@ -409,8 +409,8 @@ func plainType(t arrow.DataType) arrow.DataType {
 }
 
 // decodeNestedDictionaries returns rec with the columns whose type differs
-// in schema out decoded; it takes over rec's reference, and the caller
-// releases the result. Decoding allocates from the budget, so a dictionary
+// in schema out decoded. rec stays the caller's; the caller releases the
+// result too. Decoding allocates from the budget, so a dictionary
 // that would expand beyond it is refused as too large.
 func (c *arrowConv) decodeNestedDictionaries(rec arrow.RecordBatch, out *arrow.Schema) (arrow.RecordBatch, error) {
 	if rec.Schema().Equal(out) {
@@ -450,6 +450,12 @@ func decodeDictionaries(ctx context.Context, d arrow.ArrayData) (arrow.ArrayData
 	if arrow.TypeEqual(t, plain) {
 		d.Retain()
 		return d, nil
+	}
+	if d.Len() == 0 {
+		empty := array.MakeArrayOfNull(memory.DefaultAllocator, plain, 0)
+		defer empty.Release()
+		empty.Data().Retain()
+		return empty.Data(), nil
 	}
 	if dt, ok := t.(*arrow.DictionaryType); ok {
 		values, err := decodeDictionaries(ctx, d.Dictionary())
@@ -516,9 +522,9 @@ func arrowDataBytes(d arrow.ArrayData, depth int) int64 {
 	for _, child := range d.Children() {
 		n += arrowDataBytes(child, depth+1)
 	}
-	// Dictionary returns a typed nil for other types.
-	if d.DataType().ID() == arrow.DICTIONARY {
-		n += arrowDataBytes(d.Dictionary(), depth+1)
+	// Dictionary returns a typed nil when there is none.
+	if dict, ok := d.Dictionary().(*array.Data); ok && dict != nil {
+		n += arrowDataBytes(dict, depth+1)
 	}
 	return n
 }
@@ -574,6 +580,9 @@ func (c *arrowConv) decodeError(err error) error {
 	}
 	// The message reader reports truncation itself; an unexpected EOF
 	// from arrow-go is compressed data that ends too soon.
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return c.corrupt(errors.New("a compressed buffer ends too soon"))
+	}
 	return c.corrupt(err)
 }
 
@@ -614,10 +623,12 @@ func (c *arrowConv) open() (*arrowMessages, error) {
 	m.refs.Store(1)
 	switch {
 	case bytes.HasPrefix(head, arrowMagic):
+		c.where = "the footer"
 		blocks, footer, err := c.readFooter()
 		if err != nil {
 			return nil, err
 		}
+		c.where = ""
 		m.blocks = blocks
 		first := footer
 		for _, b := range blocks {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -321,6 +322,67 @@ func TestArrowToParquetListOfDictionary(t *testing.T) {
 	}
 }
 
+// TestArrowToParquetRowGroups mixes small batches, which are gathered into
+// one row group, with a batch over 8 MiB, which gets row groups of its own
+// of at most 2^20 rows.
+func TestArrowToParquetRowGroups(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	next := int64(0)
+	batch := func(n int) arrow.RecordBatch {
+		b := array.NewInt64Builder(memory.DefaultAllocator)
+		defer b.Release()
+		b.Reserve(n)
+		for range n {
+			next++
+			b.UnsafeAppend(next)
+		}
+		col := b.NewArray()
+		defer col.Release()
+		return array.NewRecordBatch(schema, []arrow.Array{col}, int64(n))
+	}
+	recs := []arrow.RecordBatch{batch(10), batch(20), batch(1_200_000), batch(30), batch(40)}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "ids.arrow"), filepath.Join(dir, "out.parquet")
+	writeArrowFile(t, src, recs)
+	rows, err := arrowToParquet(context.Background(), src, dst)
+	if err != nil {
+		t.Fatalf("arrowToParquet: %v", err)
+	}
+	if rows != next {
+		t.Errorf("rows = %d, want %d", rows, next)
+	}
+	db := openDuckDB(t)
+	var n, sum, first, last int64
+	if err := db.QueryRow("SELECT count(*), sum(id), min(id), max(id) FROM read_parquet("+literal(dst)+")").Scan(&n, &sum, &first, &last); err != nil {
+		t.Fatal(err)
+	}
+	if n != next || sum != next*(next+1)/2 || first != 1 || last != next {
+		t.Errorf("count %d sum %d min %d max %d, want the %d ids 1..%d", n, sum, first, last, next, next)
+	}
+	var groups []int64
+	rg, err := db.Query("SELECT row_group_num_rows FROM parquet_metadata(" + literal(dst) + ") ORDER BY row_group_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rg.Next() {
+		var r int64
+		if err := rg.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, r)
+	}
+	rg.Close()
+	want := []int64{30, 1 << 20, 1_200_000 - 1<<20, 70}
+	if !slices.Equal(groups, want) {
+		t.Errorf("row groups %v, want %v", groups, want)
+	}
+}
+
 // convertBad converts data written to a file called name and checks that it
 // fails with an InputError (never a panic) and leaves no dst.
 func convertBad(t *testing.T, name string, data []byte) *InputError {
@@ -497,6 +559,21 @@ func TestArrowToParquetRejects(t *testing.T) {
 		writeArrowFile(t, p, []arrow.RecordBatch{rec})
 		data, _ := os.ReadFile(p)
 		wantMsg(t, convertBad(t, "d.arrow", data), `column "wait" has type duration[s]`)
+	})
+	t.Run("decimal over 38 digits", func(t *testing.T) {
+		// DuckDB would read it back as DOUBLE.
+		schema := arrow.NewSchema([]arrow.Field{{Name: "big", Type: &arrow.Decimal256Type{Precision: 50, Scale: 2}, Nullable: true}}, nil)
+		p := filepath.Join(t.TempDir(), "x")
+		writeArrowStream(t, p, schema, nil)
+		data, _ := os.ReadFile(p)
+		wantMsg(t, convertBad(t, "d.arrows", data), `column "big" has type decimal256(50, 2)`)
+	})
+	t.Run("nested null type", func(t *testing.T) {
+		schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.StructOf(arrow.Field{Name: "n", Type: arrow.Null, Nullable: true}), Nullable: true}}, nil)
+		p := filepath.Join(t.TempDir(), "x")
+		writeArrowStream(t, p, schema, nil)
+		data, _ := os.ReadFile(p)
+		wantMsg(t, convertBad(t, "d.arrows", data), `column "s" has type null`)
 	})
 	t.Run("duplicate column", func(t *testing.T) {
 		schema := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int8}, {Name: "A", Type: arrow.PrimitiveTypes.Int8}}, nil)
