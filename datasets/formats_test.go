@@ -3,6 +3,7 @@ package datasets
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -340,5 +341,74 @@ func TestImportArrowRefusesGarbage(t *testing.T) {
 	wantInputError(t, err, "data.arrow")
 	if after := tc.stateOf(t); after != before {
 		t.Errorf("state changed:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// Files as spreadsheet programs save them: a UTF-8 byte order mark, CRLF
+// line ends, a quoted cell with a line break, a blank last line; or GBK
+// with CRLF.
+func TestImportSpreadsheetCSV(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCatalog(t)
+	tc.mustCreate(t, gbkSpec())
+	want := [][]string{{"1", "浙江省杭州市\n西湖区", "张三"}, {"2", "北京市", "李四"}}
+	const text = "编号,地址,姓名\r\n1,\"浙江省杭州市\n西湖区\",张三\r\n2,北京市,李四\r\n\r\n"
+	got, err := tc.Import(ctx, "importer", "gbk", Source{}, writeTestFile(t, "excel.csv", []byte("\ufeff"+text)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version.Encoding != EncodingUTF8 || got.Version.Rows != 2 {
+		t.Errorf("version %+v", got.Version)
+	}
+	if rows := querySnapshot(t, tc.SnapshotPath("gbk", got.Version), "SELECT CAST(id AS VARCHAR), address, name FROM t ORDER BY id"); !reflect.DeepEqual(rows, want) {
+		t.Errorf("rows %q, want %q", rows, want)
+	}
+	gbk, err := simplifiedchinese.GBK.NewEncoder().Bytes([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	transcoded := false
+	again, err := tc.Import(ctx, "importer", "gbk", Source{}, writeTestFile(t, "excel.csv", gbk), func(s Step) {
+		transcoded = transcoded || s.Phase == "transcode"
+	})
+	if err != nil || !transcoded {
+		t.Fatalf("GBK: %v (transcoded: %v)", err, transcoded)
+	}
+	// The same data: the stored version, as it was imported.
+	if !again.Existing || again.Version.ID != got.Version.ID || again.Version.Encoding != EncodingUTF8 {
+		t.Errorf("the GBK file: %+v; want the existing version", again.Version)
+	}
+}
+
+// Encoding detection looks at the first megabytes only; GBK after them is
+// reported with the way out.
+func TestImportGBKPastDetection(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCatalog(t)
+	tc.mustCreate(t, Spec{Name: "late", Grade: GradeGeneral, Open: OpenUnconditional, Fields: []Field{
+		field("id", "", "public", IdentifierNone), field("name", "", "public", IdentifierNone),
+	}})
+	var b strings.Builder
+	b.WriteString("id,name\n")
+	for i := 0; b.Len() <= sniffSize; i++ {
+		fmt.Fprintf(&b, "%d,ascii only\n", i)
+	}
+	tail, err := simplifiedchinese.GBK.NewEncoder().String("999999,西湖区\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := writeTestFile(t, "late.csv", []byte(b.String()+tail))
+	before := tc.stateOf(t)
+	_, err = tc.Import(ctx, "importer", "late", Source{}, src, nil)
+	wantInputError(t, err, "late.csv", "not valid UTF-8", "--encoding gbk")
+	if after := tc.stateOf(t); after != before {
+		t.Errorf("state changed:\nbefore %s\nafter  %s", before, after)
+	}
+	got, err := tc.Import(ctx, "importer", "late", Source{Encoding: "gbk"}, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := querySnapshot(t, tc.SnapshotPath("late", got.Version), "SELECT name FROM t WHERE id = 999999"); !reflect.DeepEqual(rows, [][]string{{"西湖区"}}) {
+		t.Errorf("last row %v", rows)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -379,6 +380,11 @@ func stage(ctx context.Context, db *sql.DB, format string, src *Source, source, 
 		progress(Step{Phase: "convert"})
 		out := filepath.Join(work, "staged.parquet")
 		if _, err := arrowToParquet(ctx, path, out); err != nil {
+			var ie *InputError
+			if errors.As(err, &ie) {
+				// Name the file as the user knows it, not as it was stored.
+				return "", "", &InputError{Msg: strings.ReplaceAll(ie.Msg, filepath.Base(path), source)}
+			}
 			return "", "", err
 		}
 		return "read_parquet(" + literal(out) + ", file_row_number = true)", "", nil

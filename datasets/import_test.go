@@ -612,3 +612,32 @@ func cmpNull(s sql.NullString) string {
 	}
 	return s.String
 }
+
+// A version prefix that fits two versions is refused, not resolved to
+// either.
+func TestResolveAmbiguousPrefix(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCatalog(t)
+	tc.mustCreate(t, peopleSpec())
+	byFirst := map[byte]string{}
+	// Seventeen versions are sure to share a first hex digit.
+	for i := 0; i < 17; i++ {
+		v := tc.mustImport(t, "people", fmt.Sprintf("%s330102199001019%03d,西湖区,%d\n", peopleCSV, i, i)).Version
+		if other, ok := byFirst[v.ID[0]]; ok {
+			common := 1
+			for common < len(v.ID) && v.ID[common] == other[common] {
+				common++
+			}
+			_, _, err := tc.Resolve(ctx, "people@"+v.ID[:common])
+			wantInputError(t, err, "ambiguous")
+			for _, id := range []string{v.ID, other} {
+				if _, got, err := tc.Resolve(ctx, "people@"+id[:common+1]); err != nil || got.ID != id {
+					t.Errorf("Resolve(people@%s) = %.12s, %v", id[:common+1], got.ID, err)
+				}
+			}
+			return
+		}
+		byFirst[v.ID[0]] = v.ID
+	}
+	t.Fatal("no two versions share a first digit")
+}

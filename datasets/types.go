@@ -75,15 +75,24 @@ var inferred = []struct {
 	test string // SQL predicate over %[1]s, the quoted column
 }{
 	{"BOOLEAN", `lower(%[1]s) IN ('true', 'false')`},
-	{"BIGINT", `CAST(TRY_CAST(%[1]s AS BIGINT) AS VARCHAR) = %[1]s`},
-	{"DOUBLE", `(left(%[1]s, 1) BETWEEN '0' AND '9' OR (left(%[1]s, 1) = '-' AND substr(%[1]s, 2, 1) BETWEEN '0' AND '9'))` +
-		` AND right(%[1]s, 1) BETWEEN '0' AND '9' AND NOT contains(%[1]s, '_') AND NOT contains(%[1]s, ' ')` +
-		` AND NOT (ltrim(%[1]s, '-') LIKE '0%%' AND length(ltrim(%[1]s, '-')) > 1 AND ltrim(%[1]s, '-') NOT LIKE '0.%%')` +
-		` AND TRY_CAST(%[1]s AS DOUBLE) IS NOT NULL`},
-	{"DATE", `length(%[1]s) = 10 AND substr(%[1]s, 5, 1) = '-' AND substr(%[1]s, 8, 1) = '-' AND TRY_CAST(%[1]s AS DATE) IS NOT NULL`},
-	{"TIMESTAMP", `length(%[1]s) BETWEEN 16 AND 26 AND substr(%[1]s, 5, 1) = '-' AND substr(%[1]s, 8, 1) = '-'` +
-		` AND substr(%[1]s, 11, 1) IN (' ', 'T') AND substr(%[1]s, 14, 1) = ':' AND right(%[1]s, 1) BETWEEN '0' AND '9'` +
-		` AND NOT contains(substr(%[1]s, 12), '-') AND NOT contains(%[1]s, '+') AND TRY_CAST(%[1]s AS TIMESTAMP) IS NOT NULL`},
+	{"BIGINT", guarded(`(left(%[1]s, 1) BETWEEN '0' AND '9' OR left(%[1]s, 1) = '-') AND length(%[1]s) <= 20`,
+		`CAST(TRY_CAST(%[1]s AS BIGINT) AS VARCHAR) = %[1]s`)},
+	{"DOUBLE", guarded(`(left(%[1]s, 1) BETWEEN '0' AND '9' OR (left(%[1]s, 1) = '-' AND substr(%[1]s, 2, 1) BETWEEN '0' AND '9'))`+
+		` AND right(%[1]s, 1) BETWEEN '0' AND '9' AND NOT contains(%[1]s, '_') AND NOT contains(%[1]s, ' ')`+
+		` AND NOT (ltrim(%[1]s, '-') LIKE '0%%' AND length(ltrim(%[1]s, '-')) > 1 AND ltrim(%[1]s, '-') NOT LIKE '0.%%')`,
+		`TRY_CAST(%[1]s AS DOUBLE) IS NOT NULL`)},
+	{"DATE", guarded(`length(%[1]s) = 10 AND substr(%[1]s, 5, 1) = '-' AND substr(%[1]s, 8, 1) = '-'`,
+		`TRY_CAST(%[1]s AS DATE) IS NOT NULL`)},
+	{"TIMESTAMP", guarded(`length(%[1]s) BETWEEN 16 AND 26 AND substr(%[1]s, 5, 1) = '-' AND substr(%[1]s, 8, 1) = '-'`+
+		` AND substr(%[1]s, 11, 1) IN (' ', 'T') AND substr(%[1]s, 14, 1) = ':' AND right(%[1]s, 1) BETWEEN '0' AND '9'`+
+		` AND NOT contains(substr(%[1]s, 12), '-') AND NOT contains(%[1]s, '+')`,
+		`TRY_CAST(%[1]s AS TIMESTAMP) IS NOT NULL`)},
+}
+
+// guarded runs the cast test only where the cheap string checks pass:
+// DuckDB reorders the operands of AND, so an AND would cast every value.
+func guarded(cheap, cast string) string {
+	return "CASE WHEN " + cheap + " THEN " + cast + " ELSE false END"
 }
 
 // cast returns the SQL that converts the quoted column col of type from to
@@ -109,7 +118,8 @@ func cast(col, from, to string) string {
 		frac := fmt.Sprintf(`\.[0-9]{0,%d}0*`, scale)
 		return fmt.Sprintf(`CASE WHEN regexp_full_match(%s, '\s*[-+]?([0-9]+(%s)?|%s)\s*') THEN %s END`, col, frac, frac, try)
 	case from == "VARCHAR" && to == "DATE":
-		return fmt.Sprintf(`CASE WHEN TRY_CAST(%[1]s AS TIMESTAMP) IS NULL OR TRY_CAST(%[1]s AS TIMESTAMP) = %[2]s THEN %[2]s END`, col, try)
+		// Ten characters hold a date but no time of day.
+		return fmt.Sprintf(`CASE WHEN length(%[1]s) <= 10 OR TRY_CAST(%[1]s AS TIMESTAMP) IS NULL OR TRY_CAST(%[1]s AS TIMESTAMP) = %[2]s THEN %[2]s END`, col, try)
 	case (integer || scale >= 0) && (from == "FLOAT" || from == "DOUBLE" || decimalRE.MatchString(from)),
 		to == "DATE" && strings.HasPrefix(from, "TIMESTAMP"):
 		return fmt.Sprintf(`CASE WHEN %[2]s = %[1]s THEN %[2]s END`, col, try)
