@@ -539,3 +539,21 @@ func TestProfileKeepsNoRareValue(t *testing.T) {
 		t.Errorf("unknown dataset: %v", err)
 	}
 }
+
+// A closed dataset has no dummy data: its profile would still describe the
+// distributions of data that is never opened.
+func TestClosedDatasetHasNoProfile(t *testing.T) {
+	tc := newTestCatalog(t)
+	tc.mustCreate(t, Spec{Name: "secret", Grade: GradeCore, Open: OpenClosed, LegalBasis: "国家秘密", Fields: []Field{
+		field("district", "", "internal", IdentifierQuasi),
+	}})
+	var b strings.Builder
+	b.WriteString("district\n")
+	for i := 0; i < 50; i++ {
+		b.WriteString("西湖区\n")
+	}
+	tc.mustImport(t, "secret", b.String())
+	if _, err := tc.Profile(context.Background(), "secret"); !errors.Is(err, ErrNotOpen) {
+		t.Fatalf("profile of a closed dataset: %v, want ErrNotOpen", err)
+	}
+}

@@ -129,7 +129,7 @@ func (s *Service) execute(ctx context.Context, j Job) error {
 		j.Error = why
 		return s.step(ctx, &j, "job.stopped", StateStopped, map[string]any{"reason": why})
 	}
-	report, err := s.run(ctx, &j)
+	report, err := s.run(ctx, &j, entry, version)
 	if err != nil {
 		if ctx.Err() != nil {
 			return err // shutting down: resumed on the next start
@@ -166,11 +166,7 @@ func (s *Service) resultPath(id int64) string {
 
 // run executes j in the SQL sandbox over the fields and forms its decision
 // allowed, writing the result into quarantine.
-func (s *Service) run(ctx context.Context, j *Job) (*sqlbox.Report, error) {
-	entry, version, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
-	if err != nil {
-		return nil, fmt.Errorf("resolve pinned version: %w", err)
-	}
+func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version datasets.Version) (*sqlbox.Report, error) {
 	jobDir := filepath.Join(s.dir, fmt.Sprint(j.ID))
 	// A job resumed after a crash starts from a clean directory.
 	if err := os.RemoveAll(jobDir); err != nil {

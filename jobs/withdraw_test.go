@@ -40,7 +40,11 @@ func (p *platform) runUntilCheck(t *testing.T) (Job, func() Job) {
 	if err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	report, err := p.svc.run(ctx, &j)
+	entry, version, err := p.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := p.svc.run(ctx, &j, entry, version)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,6 +136,22 @@ func TestSandboxModeDummyData(t *testing.T) {
 	if err != nil || len(prof.Columns) != 3 {
 		t.Fatalf("profile: %+v %v", prof, err)
 	}
+	// Once an objection against a field is upheld, its distribution is
+	// not served as dummy data either.
+	o, err := p.operator.Object(ctx, "people", "income", "identifiable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.admin.Decide(ctx, o.ID, true, "confirmed"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.operator.Profile(ctx, "people", "")
+	expect(t, "profile of a suspended dataset", err, http.StatusForbidden, "suspended")
+	err = p.operator.Dummy(ctx, "people", "", 10, 7, "csv", &bytes.Buffer{})
+	expect(t, "dummy data of a suspended dataset", err, http.StatusForbidden, "suspended")
+	if _, err := p.admin.Reinstate(ctx, "people", "income", "remedied"); err != nil {
+		t.Fatal(err)
+	}
 	err = p.operator.Dummy(ctx, "people", "", -1, 7, "csv", &bytes.Buffer{})
 	expect(t, "negative rows", err, http.StatusBadRequest, "rows")
 	err = p.operator.Dummy(ctx, "nosuch", "", 10, 7, "csv", &bytes.Buffer{})
