@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -13,17 +14,36 @@ type Event struct {
 	Principal string // who caused it; "" for the system itself
 	Subject   string // what it is about, e.g. "job/42", "dataset/population"
 	Data      any    // details, marshalled with encoding/json; must marshal to a JSON object or null
+	// Credential is the ID of the token that authorized the request causing
+	// the event; when empty, Append takes it from the context (WithCredential).
+	Credential string
+}
+
+type credentialKey struct{}
+
+// WithCredential returns a context under which appended events name the
+// credential (token ID) that authorized the request.
+func WithCredential(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, credentialKey{}, id)
+}
+
+// credentialOf returns the credential set by WithCredential, or "".
+func credentialOf(ctx context.Context) string {
+	id, _ := ctx.Value(credentialKey{}).(string)
+	return id
 }
 
 // Entry is one record of the log as stored and exported.
 type Entry struct {
-	Seq       int64           `json:"seq"`                 // position in the log, from 0
-	Time      time.Time       `json:"time"`                // when it was appended, in UTC
-	Prev      string          `json:"prev"`                // standard base64 of the RFC 6962 tree hash of entries [0, Seq); for Seq 0 the empty tree's hash
-	Kind      string          `json:"kind"`                // the event's kind
-	Principal string          `json:"principal,omitempty"` // who caused it; "" for the system itself
-	Subject   string          `json:"subject,omitempty"`   // what it is about
-	Data      json.RawMessage `json:"data,omitempty"`      // the event's data, a JSON object, or absent
+	Seq       int64     `json:"seq"`                 // position in the log, from 0
+	Time      time.Time `json:"time"`                // when it was appended, in UTC
+	Prev      string    `json:"prev"`                // standard base64 of the RFC 6962 tree hash of entries [0, Seq); for Seq 0 the empty tree's hash
+	Kind      string    `json:"kind"`                // the event's kind
+	Principal string    `json:"principal,omitempty"` // who caused it; "" for the system itself
+	Subject   string    `json:"subject,omitempty"`   // what it is about
+	// Credential is the token ID that authorized the causing request.
+	Credential string          `json:"credential,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"` // the event's data, a JSON object, or absent
 }
 
 // marshalData encodes an event's data and checks that it is a JSON object or

@@ -172,6 +172,9 @@ func (l *Log) append(ctx context.Context, ev Event) (Entry, error) {
 		Subject:   ev.Subject,
 		Data:      data,
 	}
+	if e.Credential = ev.Credential; e.Credential == "" {
+		e.Credential = credentialOf(ctx)
+	}
 	rec, err := json.Marshal(e)
 	if err != nil {
 		return Entry{}, err

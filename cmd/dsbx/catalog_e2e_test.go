@@ -17,13 +17,22 @@ func TestSandboxModeAndObjectionThroughCLI(t *testing.T) {
 	csvPath, fieldsPath, _, _ := register(t, work)
 	admin := []string{"--token", e.admin}
 	e.must(t, append(admin, "dataset", "import", "people", csvPath, "--spec", fieldsPath, "--grade", "important", "--progress", "never")...)
-	opOut, _, err := e.cli(t, append(admin, "operator", "add", "--name", "lab", "--kind", "researcher")...)
+	provOut, _, err := e.cli(t, append(admin, "principal", "add", "hz-health", "--role", "provider", "--org", "Civil Affairs Bureau")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider := []string{"--token", strings.TrimSpace(provOut)}
+	opOut, _, err := e.cli(t, append(admin, "principal", "add", "lab", "--role", "researcher")...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lab := []string{"--token", strings.TrimSpace(opOut)}
 	until := time.Now().UTC().AddDate(1, 0, 0).Format("2006-01-02")
-	e.must(t, append(admin, "agreement", "grant", "--operator", "lab", "--dataset", "people", "--fields", "district,income", "--purpose", purpose, "--until", until)...)
+	out := e.must(t, append(lab, "application", "submit", "--dataset", "people:district,income", "--purpose", purpose, "--until", until)...)
+	if !strings.HasPrefix(out, "application ") {
+		t.Fatalf("application submit: %q", out)
+	}
+	e.must(t, append(provider, "application", "approve", strings.Fields(out)[1])...)
 
 	dummy := filepath.Join(work, "people.parquet")
 	e.must(t, append(lab, "dataset", "dummy", "people", "--rows", "400", "--out", dummy)...)
@@ -31,7 +40,7 @@ func TestSandboxModeAndObjectionThroughCLI(t *testing.T) {
 		t.Fatalf("dummy file: %v", err)
 	}
 	query := "SELECT district, count(*) AS n, avg(income) AS mean_income FROM people GROUP BY district HAVING count(*) >= 10 ORDER BY district"
-	out := e.must(t, "job", "try", "--table", "people="+dummy, "--sql", query)
+	out = e.must(t, "job", "try", "--table", "people="+dummy, "--sql", query)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if lines[0] != "district,n,mean_income" || len(lines) != 4 {
 		t.Fatalf("job try over dummy data: %q, want a header and the 3 common districts", out)

@@ -33,8 +33,15 @@ type e2e struct {
 // on a random loopback port until the test ends.
 func startServer(t *testing.T) *e2e {
 	t.Helper()
+	return startServerWith(t, server.Config{})
+}
+
+// startServerWith is startServer with cfg (its Data is set here).
+func startServerWith(t *testing.T, cfg server.Config) *e2e {
+	t.Helper()
 	data := t.TempDir()
-	srv, err := server.Open(t.Context(), server.Config{Data: data})
+	cfg.Data = data
+	srv, err := server.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,29 +311,59 @@ func TestEndToEndThroughCLI(t *testing.T) {
 		}
 	}
 
-	// 2. An operator and its agreement.
-	opOut, opErr, err := e.cli(t, append(admin, "operator", "add", "--name", "acme", "--kind", "company")...)
+	// 2. The provider of the register, an operator, its application and the
+	// agreement the provider grants on it.
+	provOut, provErr, err := e.cli(t, append(admin, "principal", "add", "hz-health", "--role", "provider", "--org", entry.Agency)...)
+	if err != nil {
+		t.Fatalf("principal add hz-health: %v\n%s", err, provErr)
+	}
+	provider := []string{"--token", strings.TrimSpace(provOut)}
+	if !strings.Contains(provErr, `added provider "hz-health" of Civil Affairs Bureau`) {
+		t.Errorf("principal add provider stderr %q", provErr)
+	}
+	opOut, opErr, err := e.cli(t, append(admin, "principal", "add", "acme", "--role", "operator")...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opToken := strings.TrimSpace(opOut)
 	if !strings.HasPrefix(opToken, "dsbx_") || strings.Contains(opToken, "\n") || len(opToken) < 20 {
-		t.Fatalf("operator add stdout %q, want just a dsbx_ token", opOut)
+		t.Fatalf("principal add stdout %q, want just a dsbx_ token", opOut)
 	}
-	if !strings.Contains(opErr, `added company "acme"`) {
-		t.Errorf("operator add stderr %q", opErr)
-	}
-	until := time.Now().UTC().AddDate(1, 0, 0).Format("2006-01-02")
-	out = e.must(t, append(admin, "agreement", "grant", "--operator", "acme", "--dataset", "people", "--fields", "district, income", "--purpose", purpose, "--until", until)...)
-	if !strings.Contains(out, "acme may use people (district, income) for \""+purpose+"\"") || !strings.HasSuffix(strings.TrimSpace(out), "until "+until) {
-		t.Fatalf("agreement grant output: %q", out)
+	if !strings.Contains(opErr, `added operator "acme"`) {
+		t.Errorf("principal add stderr %q", opErr)
 	}
 	operator := []string{"--token", opToken}
+	until := time.Now().UTC().AddDate(1, 0, 0).Format("2006-01-02")
+	out = e.must(t, append(operator, "--json", "application", "submit", "--dataset", "people", "--fields", "district, income", "--purpose", purpose, "--until", until)...)
+	var app map[string]any
+	decodeJSON(t, "application submit", out, &app)
+	if app["status"] != "pending" || app["applicant"] != "acme" || app["provider"] != "Civil Affairs Bureau" || app["kind"] != "data-use" {
+		t.Fatalf("application submit --json: %v", app)
+	}
+	appID := strconv.FormatInt(int64(app["id"].(float64)), 10)
+	e.fails(t, "the operator approves its own application", []string{"HTTP 403"}, append(operator, "application", "approve", appID)...)
+	out = e.must(t, append(provider, "application", "approve", appID)...)
+	if !strings.Contains(out, "application "+appID+" approved") || !strings.Contains(out, "acme use people:district,income for \""+purpose+"\"") || !strings.HasSuffix(strings.TrimSpace(out), "until "+until) {
+		t.Fatalf("application approve output: %q", out)
+	}
 	out = e.must(t, append(operator, "--json", "agreement", "list")...)
 	var agreements []map[string]any
 	decodeJSON(t, "agreement list", out, &agreements)
-	if len(agreements) != 1 || agreements[0]["operator"] != "acme" || agreements[0]["valid_until"] != until || agreements[0]["status"] != "active" {
+	wantUntil, _ := time.ParseInLocation("2006-01-02", until, time.FixedZone("CST", 8*3600))
+	wantUntil = wantUntil.AddDate(0, 0, 1)
+	if len(agreements) != 1 || agreements[0]["holder"] != "acme" || agreements[0]["status"] != "active" || fmt.Sprint(agreements[0]["purposes"]) != "["+purpose+"]" {
 		t.Fatalf("operator's agreement list: %v", agreements)
+	}
+	if got, err := time.Parse(time.RFC3339, fmt.Sprint(agreements[0]["valid_until"])); err != nil || !got.Equal(wantUntil) {
+		t.Errorf("agreement valid_until %v, want %s (the end of %s in CST)", agreements[0]["valid_until"], wantUntil.Format(time.RFC3339), until)
+	}
+	scope, _ := agreements[0]["scope"].([]any)
+	if len(scope) != 1 || fmt.Sprint(scope[0]) != "map[dataset:people fields:map[district:raw income:raw]]" {
+		t.Errorf("agreement scope %v, want people with district and income raw", agreements[0]["scope"])
+	}
+	out = e.must(t, append(provider, "agreement", "list")...)
+	if !strings.Contains(out, "people:district,income") || !strings.Contains(out, until) || !strings.Contains(out, "acme") {
+		t.Errorf("provider's agreement list does not show acme's agreement:\n%s", out)
 	}
 
 	// 3. Jobs, as the operator: DSBX_TOKEN for this submission.
@@ -463,7 +500,7 @@ func TestEndToEndThroughCLI(t *testing.T) {
 	}
 
 	// A second operator sees none of acme's jobs.
-	otherToken := strings.TrimSpace(e.must(t, append(admin, "operator", "add", "--name", "globex", "--kind", "researcher")...))
+	otherToken := strings.TrimSpace(e.must(t, append(admin, "principal", "add", "globex", "--role", "researcher")...))
 	if !strings.HasPrefix(otherToken, "dsbx_") || otherToken == opToken {
 		t.Fatalf("second operator token %q", otherToken)
 	}
@@ -486,8 +523,8 @@ func TestEndToEndThroughCLI(t *testing.T) {
 	}
 	e.fails(t, "DROP TABLE", []string{"HTTP 400"}, append(operator, "job", "submit", "--dataset", "people", "--sql", "DROP TABLE people", "--purpose", purpose)...)
 	e.fails(t, "unknown dataset", []string{`"nosuch"`, "HTTP 400", "unknown_dataset"}, append(operator, "job", "submit", "--dataset", "nosuch", "--sql", "SELECT count(*) FROM nosuch", "--purpose", purpose)...)
-	e.fails(t, "wrong token", []string{"unknown or revoked", "HTTP 401"}, "--token", "dsbx_wrong", "dataset", "list")
-	if err := e.fails(t, "wrong token on submit", []string{"unknown or revoked"}, "--token", "dsbx_wrong", "job", "submit", "--dataset", "people", "--sql", "SELECT count(*) FROM people", "--purpose", purpose); codeOf(err) != -1 {
+	e.fails(t, "wrong token", []string{"unknown", "HTTP 401"}, "--token", "dsbx_wrong", "dataset", "list")
+	if err := e.fails(t, "wrong token on submit", []string{"unknown"}, "--token", "dsbx_wrong", "job", "submit", "--dataset", "people", "--sql", "SELECT count(*) FROM people", "--purpose", purpose); codeOf(err) != -1 {
 		t.Errorf("a refused request exits with code %d, want the generic 1", exitCode(err))
 	}
 	out = e.must(t, append(operator, "--json", "job", "list")...)

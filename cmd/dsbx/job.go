@@ -21,6 +21,9 @@ func jobCmd(g *globals) *cobra.Command {
 		Short: "Submit a SQL job over a dataset (as an operator or researcher)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if req.Agreement < 0 {
+				return fmt.Errorf("--agreement %d is not an agreement ID; see 'dsbx agreement list'", req.Agreement)
+			}
 			c := g.client()
 			j, err := c.Submit(cmd.Context(), req)
 			if err != nil {
@@ -43,6 +46,7 @@ func jobCmd(g *globals) *cobra.Command {
 	submit.Flags().StringVar(&req.Dataset, "dataset", "", "dataset as NAME or NAME@VERSION")
 	submit.Flags().StringVar(&req.SQL, "sql", "", "one SELECT statement; the dataset is the table NAME")
 	submit.Flags().StringVar(&req.Purpose, "purpose", "", "purpose, as named in your agreement")
+	submit.Flags().Int64Var(&req.Agreement, "agreement", 0, "run under this agreement (default: the oldest usable one for the purpose)")
 	submit.Flags().BoolVar(&wait, "wait", false, "wait until the job reaches a final state")
 	for _, f := range []string{"dataset", "sql", "purpose"} {
 		submit.MarkFlagRequired(f)
@@ -77,7 +81,7 @@ func jobCmd(g *globals) *cobra.Command {
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tSTATE\tOPERATOR\tDATASET\tSUBMITTED\tSQL")
 				for _, j := range list {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s@%s\t%s\t%s\n", j.ID, j.State, j.Operator, j.Dataset, j.Version[:12], j.CreatedAt.Format("2006-01-02 15:04:05"), oneLine(j.SQL, 60))
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s@%s\t%s\t%s\n", j.ID, j.State, j.Operator, j.Dataset, shortVersion(j.Version), j.CreatedAt.Format("2006-01-02 15:04:05"), oneLine(j.SQL, 60))
 				}
 				tw.Flush()
 			})
@@ -98,7 +102,7 @@ func oneLine(s string, n int) string {
 // printJob renders a job's record for people.
 func printJob(w io.Writer, j jobs.Job) {
 	fmt.Fprintf(w, "job %d: %s\n", j.ID, strings.ToUpper(j.State))
-	fmt.Fprintf(w, "  dataset  %s@%s\n  purpose  %s\n  sql      %s\n", j.Dataset, j.Version[:12], j.Purpose, oneLine(j.SQL, 100))
+	fmt.Fprintf(w, "  dataset  %s@%s\n  purpose  %s\n  sql      %s\n", j.Dataset, shortVersion(j.Version), j.Purpose, oneLine(j.SQL, 100))
 	if a := j.Analysis; a != nil {
 		fmt.Fprintf(w, "  fields   %s (aggregate: %v)\n", strings.Join(a.Fields, ", "), a.Aggregate)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/server"
 )
 
@@ -35,5 +36,6 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8686", "address to listen on")
 	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory with a Rego bundle to use instead of the built-in one")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once")
+	cmd.Flags().IntVar(&cfg.ResponseDays, "response-days", operators.ResponseDays, "working days providers have to answer an application")
 	return cmd
 }
