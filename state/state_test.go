@@ -12,7 +12,7 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO principals(name, kind, roles, created_at) VALUES ('a', 'admin', '["admin"]', 'now')`); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO principals(name, roles, created_at) VALUES ('a', '["admin"]', 'now')`); err != nil {
 		t.Fatalf("schema missing: %v", err)
 	}
 	db.Close()
