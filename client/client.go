@@ -16,7 +16,6 @@ import (
 
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
-	"github.com/datasandbox/dsbx/operators"
 )
 
 // Client talks to one dsbx server as one principal.
@@ -115,30 +114,6 @@ func (c *Client) Datasets(ctx context.Context) ([]datasets.Entry, error) {
 func (c *Client) Dataset(ctx context.Context, name string) (datasets.Entry, error) {
 	var out datasets.Entry
 	_, err := c.call(ctx, http.MethodGet, "/v1/datasets/"+url.PathEscape(name), nil, &out)
-	return out, err
-}
-
-// AddOperator creates an operator or researcher and returns its token.
-func (c *Client) AddOperator(ctx context.Context, name, kind string) (operators.Principal, string, error) {
-	var out struct {
-		Principal operators.Principal
-		Token     string
-	}
-	_, err := c.call(ctx, http.MethodPost, "/v1/operators", map[string]string{"name": name, "kind": kind}, &out)
-	return out.Principal, out.Token, err
-}
-
-// Grant creates an agreement.
-func (c *Client) Grant(ctx context.Context, g operators.Grant) (operators.Agreement, error) {
-	var out operators.Agreement
-	_, err := c.call(ctx, http.MethodPost, "/v1/agreements", g, &out)
-	return out, err
-}
-
-// Agreements lists the agreements the caller may see.
-func (c *Client) Agreements(ctx context.Context) ([]operators.Agreement, error) {
-	var out []operators.Agreement
-	_, err := c.call(ctx, http.MethodGet, "/v1/agreements", nil, &out)
 	return out, err
 }
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -85,7 +86,25 @@ func (d *walk) run(ctx context.Context) error {
 	d.title("Start the platform")
 	d.say("    server %s, data in %s, admin token in %s", base, data, server.AdminTokenFile)
 
-	d.title("The data provider registers two catalog entries (生成的演示数据)")
+	d.title("The platform admits the data providers and an operator, each with its roles")
+	providers := map[string]*client.Client{}
+	for _, spec := range []datasets.Spec{populationSpec(), enterpriseSpec()} {
+		name := "provider-" + spec.Name
+		p, issued, err := admin.AddPrincipal(ctx, operators.NewPrincipal{Name: name, Roles: []string{operators.RoleProvider}, Organization: spec.Agency})
+		if err != nil {
+			return err
+		}
+		providers[spec.Name] = client.New(base, issued.Token)
+		d.say("    %-22s provider for %s", p.Name, p.Organization)
+	}
+	op, issued, err := admin.AddPrincipal(ctx, operators.NewPrincipal{Name: "hz-elderly-care-co", Roles: []string{operators.RoleOperator}, Organization: "杭州颐养数据科技有限公司"})
+	if err != nil {
+		return err
+	}
+	operator := client.New(base, issued.Token)
+	d.say("    %-22s operator (授权运营单位), token %s (stored only as a hash)", op.Name, issued.Credential.ID)
+
+	d.title("Each provider catalogues its own dataset (生成的演示数据)")
 	files := filepath.Join(d.dir, "files")
 	if err := os.MkdirAll(files, 0o700); err != nil {
 		return err
@@ -104,31 +123,45 @@ func (d *walk) run(ctx context.Context) error {
 		{populationSpec(), pop},
 		{enterpriseSpec(), ent},
 	} {
-		if _, err := admin.CreateDataset(ctx, imp.spec); err != nil {
+		provider := providers[imp.spec.Name]
+		if _, err := provider.CreateDataset(ctx, imp.spec); err != nil {
 			return fmt.Errorf("create %s: %w", imp.spec.Name, err)
 		}
-		got, err := admin.ImportVersion(ctx, imp.spec.Name, datasets.Source{}, imp.file, nil)
+		got, err := provider.ImportVersion(ctx, imp.spec.Name, datasets.Source{}, imp.file, nil)
 		if err != nil {
 			return fmt.Errorf("import %s: %w", imp.spec.Name, err)
 		}
 		d.say("    %-12s %s  %d rows, version %s, open=%s grade=%s", got.Entry.Name, got.Entry.Title, got.Version.Rows, got.Version.ID[:12], got.Entry.Open, got.Entry.Grade)
 	}
 
-	d.title("The platform admits an operator and grants it a data use agreement (数据利用协议)")
-	op, opToken, err := admin.AddOperator(ctx, "hz-elderly-care-co", operators.KindCompany)
-	if err != nil {
-		return err
-	}
+	d.title("The operator applies for authorized operation (授权运营) of population data")
 	purpose := "elderly care planning (养老服务规划)"
-	until := time.Now().AddDate(1, 0, 0).Format(operators.DateLayout)
-	a, err := admin.Grant(ctx, operators.Grant{Operator: op.Name, Dataset: "population", Purpose: purpose, ValidUntil: until,
-		Fields: []string{"district", "sex", "birth_date", "household_size", "income"}})
+	until := time.Now().In(operators.Zone).AddDate(2, 0, 0).Format(operators.DateLayout)
+	app, err := operator.Apply(ctx, operators.Request{
+		Kind: operators.KindAuthorizedOperation, Purpose: purpose,
+		Scenario:   "district-level planning of elderly care beds; compliance review passed",
+		Datasets:   []operators.DatasetRequest{{Dataset: "population", Fields: []string{"district", "sex", "birth_date", "household_size", "income"}}},
+		ValidUntil: until, Outputs: "aggregate statistics per district",
+	})
 	if err != nil {
 		return err
 	}
-	d.say("    operator %s; agreement %d on population covers %s, until %s", op.Name, a.ID, strings.Join(a.Fields, ", "), a.ValidUntil)
-	d.say("    (id_number and name are not covered: direct identifiers stay in the provider's hands)")
-	operator := client.New(base, opToken)
+	d.say("    application %d to %s: %s, until %s", app.ID, app.Provider, strings.Join(app.Datasets[0].Fields, ", "), until)
+	d.say("    the provider must answer by the end of %s (10 working days)", app.DueAt.In(operators.Zone).Add(-time.Nanosecond).Format(operators.DateLayout))
+
+	d.title("The provider approves it, narrower than asked: no birth dates, one year, aggregates only")
+	_, a, err := providers["population"].Approve(ctx, app.ID, operators.Approval{
+		Fields:     map[string]map[string]string{"population": {"district": "raw", "sex": "raw", "household_size": "raw", "income": "raw"}},
+		ValidUntil: time.Now().In(operators.Zone).AddDate(1, 0, 0).Format(operators.DateLayout),
+		Outputs:    operators.OutputRules{AggregatesOnly: true},
+		Note:       "birth dates are not needed for district-level planning",
+	})
+	if err != nil {
+		return err
+	}
+	scope := a.Scope[0]
+	d.say("    application %d approved → agreement %d: %s may use %s of %s for %q until %s", app.ID, a.ID, a.Holder, strings.Join(sortedKeys(scope.Fields), ", "), scope.Dataset, purpose, a.Until.In(operators.Zone).Format(operators.DateLayout))
+	d.say("    (id_number and name were never asked for: direct identifiers stay with the provider)")
 
 	d.title("An allowed aggregate query: admitted, run in a locked DuckDB, checked, released")
 	released, err := d.job(ctx, operator, purpose,
@@ -172,6 +205,23 @@ func (d *walk) run(ctx context.Context) error {
 		return fmt.Errorf("fetching held job %d: %v, want a refusal", held.ID, err)
 	}
 	d.say("    fetch refused: %v", err)
+
+	d.title("The provider revokes the agreement: nothing more runs or leaves under it")
+	if _, _, err := providers["population"].ChangeAgreement(ctx, a.ID, "revoke", "the operator's licence was withdrawn"); err != nil {
+		return err
+	}
+	after, err := d.job(ctx, operator, purpose, "SELECT district, count(*) AS residents FROM population GROUP BY district")
+	if err != nil {
+		return err
+	}
+	if after.State != jobs.StateDenied {
+		return fmt.Errorf("job %d under a revoked agreement ended %s, want denied", after.ID, after.State)
+	}
+	err = operator.FetchResult(ctx, released.ID, jobs.FormatCSV, io.Discard)
+	if !client.IsStatus(err, 409) {
+		return fmt.Errorf("fetching job %d after revocation: %v, want a refusal", released.ID, err)
+	}
+	d.say("    fetching the earlier result now: %v", err)
 
 	d.title("A regulator verifies the audit log (全程记录), offline")
 	if err := d.verify(ctx, admin); err != nil {
@@ -272,4 +322,13 @@ func (d *walk) verify(ctx context.Context, admin *client.Client) error {
 	}
 	d.say("    a copy with entry %d altered fails: %v", victim, err)
 	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -44,14 +44,15 @@ func (e *NotReleasedError) Error() string {
 }
 
 // WithdrawnError refuses the delivery of a released result whose dataset,
-// or a field it used, was suspended after release.
+// or a field it used, was suspended after release, or whose agreement is no
+// longer in force.
 type WithdrawnError struct {
 	ID  int64
 	Why string
 }
 
 func (e *WithdrawnError) Error() string {
-	return fmt.Sprintf("job %d's result is withdrawn: %s; the regulator sees it among the results released before the suspension", e.ID, e.Why)
+	return fmt.Sprintf("job %d's result is withheld: %s; the regulator sees it among the results released before", e.ID, e.Why)
 }
 
 // ErrIntegrity reports a quarantined result that no longer matches its
@@ -88,6 +89,13 @@ func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, 
 		return fmt.Errorf("job %d: %w", id, err)
 	}
 	if why := objected(entry, j.Analysis.Fields); why != "" {
+		return &WithdrawnError{ID: id, Why: why}
+	}
+	a, err := s.agreementOf(ctx, j)
+	if err != nil {
+		return err
+	}
+	if why := lapsed(a, s.now()); why != "" {
 		return &WithdrawnError{ID: id, Why: why}
 	}
 	f, err := os.Open(s.resultPath(id))

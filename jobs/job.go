@@ -18,7 +18,7 @@ const (
 	StateHeld     = "held"     // result in quarantine; checks did not pass
 	StateReleased = "released" // result passed checks and may be fetched
 	StateFailed   = "failed"   // execution failed; nothing was produced
-	StateStopped  = "stopped"  // queued, then stopped before running: its dataset, field or version was withdrawn
+	StateStopped  = "stopped"  // queued, then stopped before running: its dataset, field, version or agreement was withdrawn
 )
 
 // Final reports whether state is terminal.
@@ -34,17 +34,19 @@ func Final(state string) bool {
 type Job struct {
 	// ID is the sequence number of the audit entry that recorded the
 	// submission, so it is unique, never reused and points into the log.
-	ID         int64     `json:"id"`
-	Operator   string    `json:"operator"`
-	Dataset    string    `json:"dataset"`
-	Version    string    `json:"version"`
-	Kind       string    `json:"kind"`
-	SQL        string    `json:"sql"`
-	CodeSHA256 string    `json:"code_sha256"`
-	Purpose    string    `json:"purpose"`
-	State      string    `json:"state"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	ID         int64  `json:"id"`
+	Operator   string `json:"operator"`
+	Dataset    string `json:"dataset"`
+	Version    string `json:"version"`
+	Kind       string `json:"kind"`
+	SQL        string `json:"sql"`
+	CodeSHA256 string `json:"code_sha256"`
+	Purpose    string `json:"purpose"`
+	// Agreement is the agreement the job was admitted under (0 if denied).
+	Agreement int64     `json:"agreement_id"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	Record
 }
 
@@ -104,4 +106,7 @@ type Request struct {
 	Dataset string `json:"dataset"`
 	SQL     string `json:"sql"`
 	Purpose string `json:"purpose"`
+	// Agreement, if set, is the agreement to run under; otherwise the
+	// policy picks the oldest usable one for the purpose.
+	Agreement int64 `json:"agreement,omitempty"`
 }

@@ -115,7 +115,7 @@ func newPlatform(t *testing.T) *platform {
 	if err := os.WriteFile(src, []byte(csv.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	spec := datasets.Spec{Name: "people", Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, LegalBasis: "test register",
+	spec := datasets.Spec{Name: "people", Agency: testAgency, Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, LegalBasis: "test register",
 		Fields: []datasets.Field{
 			{Name: "id_number", Sensitivity: "personal-sensitive", Identifier: datasets.IdentifierDirect},
 			{Name: "district", Sensitivity: "internal", Identifier: datasets.IdentifierQuasi},
@@ -131,23 +131,50 @@ func newPlatform(t *testing.T) *platform {
 	if imp.Version.Rows != peopleRows {
 		t.Fatalf("imported %d rows, want %d", imp.Version.Rows, peopleRows)
 	}
+	if _, _, err := p.dir.Add(ctx, "admin", operators.NewPrincipal{Name: "registry", Roles: []string{operators.RoleProvider}, Organization: testAgency}); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"acme", "beta"} {
-		if _, _, err := p.dir.Add(ctx, "admin", name, operators.KindCompany); err != nil {
+		if _, _, err := p.dir.Add(ctx, "admin", operators.NewPrincipal{Name: name, Roles: []string{operators.RoleOperator}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	fieldsOf := func(ctx context.Context, name string) ([]string, error) {
-		e, err := p.catalog.Get(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		return e.FieldNames(), nil
-	}
-	if _, err := p.dir.Grant(ctx, "admin", operators.Grant{Operator: "acme", Dataset: "people",
-		Fields: []string{"district", "income"}, Purpose: testPurpose, ValidUntil: "2027-06-30"}, fieldsOf); err != nil {
+	p.agree(t, "acme", operators.Approval{Fields: map[string]map[string]string{"people": {"district": "raw", "income": "raw"}}})
+	return p
+}
+
+// testAgency owns the people register; its provider is "registry".
+const testAgency = "Test Registry Office"
+
+// agree has holder apply for district and income of people for testPurpose
+// until 2027-06-30 and the provider approve as ap says; it returns the
+// agreement.
+func (p *platform) agree(t *testing.T, holder string, ap operators.Approval) operators.Agreement {
+	t.Helper()
+	ctx := context.Background()
+	app, err := p.dir.Apply(ctx, p.principal(t, holder), operators.Request{
+		Datasets: []operators.DatasetRequest{{Dataset: "people", Fields: []string{"district", "income"}}},
+		Purpose:  testPurpose, ValidUntil: "2027-06-30",
+	}, catalogView{p.catalog})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	_, a, err := p.dir.Approve(ctx, p.principal(t, "registry"), app.ID, ap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// catalogView shows the catalog to the directory, as the server does.
+type catalogView struct{ c *datasets.Catalog }
+
+func (v catalogView) Dataset(ctx context.Context, name string) (operators.Dataset, error) {
+	e, err := v.c.Get(ctx, name)
+	if err != nil {
+		return operators.Dataset{}, err
+	}
+	return operators.Dataset{Name: e.Name, Agency: e.Agency, Open: e.Open, Fields: e.FieldNames()}, nil
 }
 
 func (p *platform) principal(t *testing.T, name string) operators.Principal {

@@ -129,6 +129,15 @@ func (s *Service) execute(ctx context.Context, j Job) error {
 		j.Error = why
 		return s.step(ctx, &j, "job.stopped", StateStopped, map[string]any{"reason": why})
 	}
+	a, err := s.agreementOf(ctx, j)
+	if err != nil {
+		j.Error = err.Error()
+		return s.step(ctx, &j, "job.failed", StateFailed, map[string]any{"error": j.Error})
+	}
+	if why := lapsed(a, s.now()); why != "" {
+		j.Error = why
+		return s.step(ctx, &j, "job.stopped", StateStopped, map[string]any{"reason": why})
+	}
 	report, err := s.run(ctx, &j, entry, version)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -210,8 +219,14 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 	j.Checks = disclosure.Run(result, disclosure.Rules{
 		MinCellCount: j.Decision.Limits.MinCellCount, DirectIdentifiers: directIdentifiers(entry),
 	})
+	a, err := s.agreementOf(ctx, *j)
+	if err != nil {
+		return err
+	}
 	in := policies.ReleaseInput{
-		Dataset: datasetFacts(entry, version),
+		Now:       s.now().UTC(),
+		Agreement: agreementFacts(a, j.Dataset, policies.Usage{}),
+		Dataset:   datasetFacts(entry, version),
 		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
 			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate},
 		Result: policies.Result{Rows: j.Result.Rows, Bytes: j.Result.Bytes, SHA256: j.Result.SHA256, Columns: j.Result.Columns},

@@ -22,13 +22,17 @@ import (
 
 // Catalog resolves dataset references to pinned versions.
 type Catalog interface {
+	Get(ctx context.Context, name string) (datasets.Entry, error)
 	Resolve(ctx context.Context, ref string) (datasets.Entry, datasets.Version, error)
 	SnapshotPath(name string, v datasets.Version) string
 }
 
-// Agreements lists an operator's agreements on a dataset.
+// Agreements finds the agreements jobs run under.
 type Agreements interface {
-	Agreements(ctx context.Context, operator, dataset string) ([]operators.Agreement, error)
+	// Applicable lists holder's agreements covering dataset, any status.
+	Applicable(ctx context.Context, holder, dataset string) ([]operators.Agreement, error)
+	// Agreement returns agreement id as it stands now.
+	Agreement(ctx context.Context, id int64) (operators.Agreement, error)
 }
 
 // AuditLog is the tamper-evident log every step is recorded in.
@@ -129,11 +133,11 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 		analysis.Fields = []string{}
 	}
 
-	agreements, err := s.agreements.Agreements(ctx, p.Name, entry.Name)
+	now := s.now().UTC()
+	agreements, err := s.candidates(ctx, now, p.Name, entry.Name)
 	if err != nil {
 		return Job{}, err
 	}
-	now := s.now().UTC()
 	decision, err := s.policy.Admit(ctx, admissionInput(now, p, entry, version, agreements, req, code, analysis))
 	if err != nil {
 		return Job{}, err
@@ -152,7 +156,7 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 	job := Job{
 		ID: submitted.Seq, Operator: p.Name, Dataset: entry.Name, Version: version.ID, Kind: "sql",
 		SQL: req.SQL, CodeSHA256: code, Purpose: req.Purpose, CreatedAt: now, UpdatedAt: now,
-		Record: Record{Analysis: analysis, Decision: &decision},
+		Agreement: decision.AgreementID, Record: Record{Analysis: analysis, Decision: &decision},
 	}
 	job.State = StateDenied
 	if decision.Allow {
@@ -173,23 +177,17 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 	return job, nil
 }
 
-func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v datasets.Version, agreements []operators.Agreement, req Request, code string, an *Analysis) policies.AdmissionInput {
-	in := policies.AdmissionInput{
+func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v datasets.Version, agreements []policies.Agreement, req Request, code string, an *Analysis) policies.AdmissionInput {
+	return policies.AdmissionInput{
 		Now:       now,
-		Principal: policies.Principal{Name: p.Name, Kind: p.Kind, Roles: p.Roles},
+		Principal: policies.Principal{Name: p.Name, Roles: p.Roles, Organization: p.Organization},
 		Dataset:   datasetFacts(e, v),
 		Job: policies.Job{
 			Kind: "sql", Purpose: req.Purpose, CodeHash: code, Tables: an.Tables,
-			Fields: an.Fields, Functions: an.Functions, Aggregate: an.Aggregate,
+			Fields: an.Fields, Functions: an.Functions, Aggregate: an.Aggregate, AgreementID: req.Agreement,
 		},
-		Agreements: []policies.Agreement{},
+		Agreements: agreements,
 	}
-	for _, a := range agreements {
-		in.Agreements = append(in.Agreements, policies.Agreement{
-			ID: a.ID, Fields: a.Fields, Purpose: a.Purpose, ValidFrom: a.ValidFrom, ValidUntil: a.ValidUntil, Status: a.Status,
-		})
-	}
-	return in
 }
 
 // datasetFacts is what policies learn about version v of entry e.
@@ -206,32 +204,53 @@ func datasetFacts(e datasets.Entry, v datasets.Version) policies.Dataset {
 
 func (j *Job) subject() string { return fmt.Sprintf("job/%d", j.ID) }
 
-// Get returns job id if p may see it: its submitter or an admin.
+// Get returns job id if p may see its record: its submitter, the admin,
+// regulators, reviewers, and the providers of its dataset. Only the
+// submitter ever receives its result.
 func (s *Service) Get(ctx context.Context, p operators.Principal, id int64) (Job, error) {
 	j, err := s.load(ctx, id)
 	if err != nil {
 		return Job{}, err
 	}
-	if !canSee(p, j) {
+	if !s.canSee(ctx, p, j.Dataset, j.Operator) {
 		return Job{}, fmt.Errorf("job %d: %w", id, ErrNotFound)
 	}
 	return j, nil
 }
 
-func canSee(p operators.Principal, j Job) bool {
-	return j.Operator == p.Name || p.Has(operators.RoleAdmin)
+func (s *Service) canSee(ctx context.Context, p operators.Principal, dataset, operator string) bool {
+	if operator == p.Name || p.Has(operators.RoleAdmin) || p.Has(operators.RoleRegulator) || p.Has(operators.RoleReviewer) {
+		return true
+	}
+	if !p.Has(operators.RoleProvider) {
+		return false
+	}
+	e, err := s.catalog.Get(ctx, dataset)
+	return err == nil && p.Owns(e.Agency)
 }
 
 // List returns the jobs p may see, newest first.
 func (s *Service) List(ctx context.Context, p operators.Principal) ([]Job, error) {
-	operator := p.Name
-	if p.Has(operators.RoleAdmin) {
-		operator = ""
+	all, err := s.query(ctx, `ORDER BY id DESC`)
+	if err != nil {
+		return nil, err
 	}
-	return s.query(ctx, `WHERE (? = '' OR operator = ?) ORDER BY id DESC`, operator, operator)
+	out := []Job{}
+	seen := map[string]bool{} // dataset → p may see its jobs
+	for _, j := range all {
+		may, ok := seen[j.Dataset]
+		if j.Operator != p.Name && !ok {
+			may = s.canSee(ctx, p, j.Dataset, "")
+			seen[j.Dataset] = may
+		}
+		if j.Operator == p.Name || may {
+			out = append(out, j)
+		}
+	}
+	return out, nil
 }
 
-const jobColumns = `id, operator, dataset, version, kind, code, code_sha256, purpose, state, record, created_at, updated_at`
+const jobColumns = `id, operator, dataset, version, kind, code, code_sha256, purpose, state, record, created_at, updated_at, agreement_id`
 
 func (s *Service) load(ctx context.Context, id int64) (Job, error) {
 	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
@@ -249,7 +268,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanJob(row scanner) (Job, error) {
 	var j Job
 	var record, created, updated string
-	if err := row.Scan(&j.ID, &j.Operator, &j.Dataset, &j.Version, &j.Kind, &j.SQL, &j.CodeSHA256, &j.Purpose, &j.State, &record, &created, &updated); err != nil {
+	if err := row.Scan(&j.ID, &j.Operator, &j.Dataset, &j.Version, &j.Kind, &j.SQL, &j.CodeSHA256, &j.Purpose, &j.State, &record, &created, &updated, &j.Agreement); err != nil {
 		return Job{}, err
 	}
 	if err := json.Unmarshal([]byte(record), &j.Record); err != nil {
@@ -265,9 +284,9 @@ func (s *Service) insert(ctx context.Context, j Job) error {
 	if err != nil {
 		return fmt.Errorf("store job %d: %w", j.ID, err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs(`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs(`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.Operator, j.Dataset, j.Version, j.Kind, j.SQL, j.CodeSHA256, j.Purpose, j.State, string(record),
-		j.CreatedAt.Format(time.RFC3339Nano), j.UpdatedAt.Format(time.RFC3339Nano))
+		j.CreatedAt.Format(time.RFC3339Nano), j.UpdatedAt.Format(time.RFC3339Nano), j.Agreement)
 	if err != nil {
 		return fmt.Errorf("store job %d: %w", j.ID, err)
 	}

@@ -16,9 +16,9 @@ type AdmissionInput struct {
 
 // Principal is who submits the job.
 type Principal struct {
-	Name  string   `json:"name"`
-	Kind  string   `json:"kind"`
-	Roles []string `json:"roles"`
+	Name         string   `json:"name"`
+	Roles        []string `json:"roles"`
+	Organization string   `json:"organization"`
 }
 
 // Dataset is the catalog entry of the pinned dataset version.
@@ -43,14 +43,47 @@ type Field struct {
 	Identifier  string `json:"identifier"`
 }
 
-// Agreement is one of the principal's agreements on the dataset.
+// Agreement is one of the principal's agreements covering the dataset, as
+// it stands at the time of the decision, seen from that dataset.
 type Agreement struct {
-	ID         int64    `json:"id"`
-	Fields     []string `json:"fields"`
-	Purpose    string   `json:"purpose"`
-	ValidFrom  string   `json:"valid_from"`
-	ValidUntil string   `json:"valid_until"`
-	Status     string   `json:"status"`
+	ID       int64  `json:"id"`
+	Kind     string `json:"kind"`
+	Provider string `json:"provider"`
+	// Version is the version of the dataset the agreement pins, or "" for
+	// the latest.
+	Version string `json:"version"`
+	// Fields maps each covered field of the dataset to the form it is seen
+	// in: raw, masked, hashed or generalised.
+	Fields   map[string]string `json:"fields"`
+	Purposes []string          `json:"purposes"`
+	Outputs  OutputRules       `json:"outputs"`
+	Quotas   Quotas            `json:"quotas"`
+	Usage    Usage             `json:"usage"`
+	// ValidFrom and ValidUntil are RFC 3339 instants; ValidUntil is the
+	// first instant no longer covered.
+	ValidFrom  string `json:"valid_from"`
+	ValidUntil string `json:"valid_until"`
+	// Status is active, suspended, revoked or expired.
+	Status string `json:"status"`
+}
+
+// OutputRules are an agreement's limits on what may leave.
+type OutputRules struct {
+	AggregatesOnly bool  `json:"aggregates_only"`
+	MinCellCount   int64 `json:"min_cell_count"`
+}
+
+// Quotas bound the jobs run under an agreement; 0 is unlimited.
+type Quotas struct {
+	MaxJobs    int64 `json:"max_jobs"`
+	JobsPerDay int64 `json:"jobs_per_day"`
+}
+
+// Usage counts the jobs admitted under an agreement so far, in total and
+// since midnight (China Standard Time).
+type Usage struct {
+	Jobs      int64 `json:"jobs"`
+	JobsToday int64 `json:"jobs_today"`
 }
 
 // Job is what the submitter asked for, as the SQL analysis sees it.
@@ -62,6 +95,9 @@ type Job struct {
 	Fields    []string `json:"fields"`
 	Functions []string `json:"functions"`
 	Aggregate bool     `json:"aggregate"`
+	// AgreementID is the agreement the submitter asked to run under; 0 lets
+	// the policy choose.
+	AgreementID int64 `json:"agreement_id"`
 }
 
 // Decision is the admission policy's answer.

@@ -5,8 +5,6 @@ package dsbx.admission
 
 import rego.v1
 
-day_ns := 86400000000000
-
 now_ns := time.parse_rfc3339_ns(input.now)
 
 normalize(s) := lower(trim_space(s))
@@ -15,18 +13,66 @@ requester if "operator" in input.principal.roles
 
 requester if "researcher" in input.principal.roles
 
-# Agreements on this dataset whose purpose is the job's purpose.
+# Agreements covering this dataset whose purposes include the job's, and,
+# if the job names one, that one.
 candidates := [a |
 	some a in input.agreements
-	normalize(a.purpose) == normalize(input.job.purpose)
+	some p in a.purposes
+	normalize(p) == normalize(input.job.purpose)
+	chosen(a)
 ]
 
-in_term(a) if {
-	time.parse_ns("2006-01-02", a.valid_from) <= now_ns
-	now_ns < time.parse_ns("2006-01-02", a.valid_until) + day_ns
+chosen(_) if input.job.agreement_id == 0
+
+chosen(a) if a.id == input.job.agreement_id
+
+# Why an agreement cannot carry this job now: {"id", "why"} per problem.
+problems contains {"id": a.id, "why": sprintf("agreement %d is %s", [a.id, a.status])} if {
+	some a in input.agreements
+	not a.status in {"active", "expired"}
 }
 
-usable := [a | some a in candidates; a.status == "active"; in_term(a)]
+problems contains {"id": a.id, "why": sprintf("agreement %d ended at %s", [a.id, a.valid_until])} if {
+	some a in input.agreements
+	ended(a)
+}
+
+ended(a) if a.status == "expired"
+
+ended(a) if {
+	a.status == "active"
+	now_ns >= time.parse_rfc3339_ns(a.valid_until)
+}
+
+problems contains {"id": a.id, "why": sprintf("agreement %d is not in force until %s", [a.id, a.valid_from])} if {
+	some a in input.agreements
+	now_ns < time.parse_rfc3339_ns(a.valid_from)
+}
+
+problems contains {"id": a.id, "why": msg} if {
+	some a in input.agreements
+	a.version != ""
+	a.version != input.dataset.version
+	msg := sprintf("agreement %d covers version %s of %s only, not %s", [a.id, substring(a.version, 0, 12), input.dataset.name, substring(input.dataset.version, 0, 12)])
+}
+
+problems contains {"id": a.id, "why": msg} if {
+	some a in input.agreements
+	a.quotas.max_jobs > 0
+	a.usage.jobs >= a.quotas.max_jobs
+	msg := sprintf("agreement %d allows %d jobs in all and %d were admitted", [a.id, a.quotas.max_jobs, a.usage.jobs])
+}
+
+problems contains {"id": a.id, "why": msg} if {
+	some a in input.agreements
+	a.quotas.jobs_per_day > 0
+	a.usage.jobs_today >= a.quotas.jobs_per_day
+	msg := sprintf("agreement %d allows %d jobs a day and %d were admitted today", [a.id, a.quotas.jobs_per_day, a.usage.jobs_today])
+}
+
+unusable(a) := {p.why | some p in problems; p.id == a.id}
+
+usable := [a | some a in candidates; count(unusable(a)) == 0]
 
 # The agreement the job runs under: the oldest usable one.
 agreement := usable[0] if count(usable) > 0
@@ -62,39 +108,51 @@ deny contains {"code": "not_a_requester", "message": msg} if {
 deny contains {"code": "no_agreement", "message": msg} if {
 	requester
 	count(input.agreements) == 0
-	msg := sprintf("%s has no data use agreement on %s", [input.principal.name, input.dataset.name])
+	msg := sprintf("%s has no data use agreement on %s; apply for one with 'dsbx application submit'", [input.principal.name, input.dataset.name])
+}
+
+deny contains {"code": "agreement_not_found", "message": msg} if {
+	input.job.agreement_id != 0
+	count([a | some a in input.agreements; a.id == input.job.agreement_id]) == 0
+	msg := sprintf("agreement %d is not one of %s's agreements on %s", [input.job.agreement_id, input.principal.name, input.dataset.name])
 }
 
 deny contains {"code": "purpose_not_covered", "message": msg} if {
 	count(input.agreements) > 0
 	count(candidates) == 0
-	purposes := concat("; ", sort({a.purpose | some a in input.agreements}))
+	purposes := concat("; ", sort({p | some a in input.agreements; chosen(a); some p in a.purposes}))
 	msg := sprintf("purpose %q is not covered by any agreement on %s (agreed purposes: %s)", [input.job.purpose, input.dataset.name, purposes])
 }
 
-deny contains {"code": "agreement_inactive", "message": msg} if {
+deny contains {"code": "agreement_unusable", "message": msg} if {
 	count(candidates) > 0
 	count(usable) == 0
 	some a in candidates
-	msg := sprintf("agreement %d is %s (term %s to %s)", [a.id, state(a), a.valid_from, a.valid_until])
-}
-
-state(a) := a.status if a.status != "active"
-
-state(a) := "expired" if {
-	a.status == "active"
-	now_ns >= time.parse_ns("2006-01-02", a.valid_until) + day_ns
-}
-
-state(a) := "not yet in force" if {
-	a.status == "active"
-	now_ns < time.parse_ns("2006-01-02", a.valid_from)
+	msg := concat("; ", sort(unusable(a)))
 }
 
 deny contains {"code": "field_not_granted", "field": f, "message": msg} if {
 	some f in input.job.fields
-	not f in agreement.fields
-	msg := sprintf("field %s is outside agreement %d, which covers %s", [f, agreement.id, concat(", ", agreement.fields)])
+	not agreement.fields[f]
+	msg := sprintf("field %s is outside agreement %d, which covers %s", [f, agreement.id, concat(", ", sort(object.keys(agreement.fields)))])
+}
+
+deny contains {"code": "aggregates_only", "message": msg} if {
+	agreement.outputs.aggregates_only
+	not input.job.aggregate
+	msg := sprintf("agreement %d allows aggregate outputs only (GROUP BY with counts, sums, averages); this query returns rows", [agreement.id])
+}
+
+# The forms the sandbox can build a view in. Masked, hashed and generalised
+# views come with the field-forms policy; until then a field agreed in those
+# forms is refused rather than served raw.
+served_forms := {"raw"}
+
+deny contains {"code": "form_not_served", "field": f, "message": msg} if {
+	some f in input.job.fields
+	form := agreement.fields[f]
+	not form in served_forms
+	msg := sprintf("field %s is agreed in form %s, which this platform cannot serve yet; ask the provider to agree a form among %v", [f, form, served_forms])
 }
 
 deny contains {"code": "field_personal_sensitive", "field": f, "message": msg} if {
@@ -120,17 +178,23 @@ allow if {
 	agreement
 }
 
-# Every referenced field is served raw for now; masked, hashed and generalised
-# forms come with the field-forms policy.
-fields[f] := "raw" if {
+# Each referenced field in the form its agreement names.
+fields[f] := agreement.fields[f] if {
 	allow
 	some f in input.job.fields
 }
 
+# The platform's minimum count per released cell; an agreement may raise it.
+platform_min_cell_count := 10
+
+default min_cell_count := 10
+
+min_cell_count := max([platform_min_cell_count, agreement.outputs.min_cell_count])
+
 limits := {
 	"max_rows": 100000,
 	"max_bytes": 67108864,
-	"min_cell_count": 10,
+	"min_cell_count": min_cell_count,
 	"timeout_seconds": 60,
 	"memory": "512MB",
 	"threads": 2,

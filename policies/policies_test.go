@@ -20,17 +20,25 @@ func engine(t *testing.T) *Engine {
 func baseInput() AdmissionInput {
 	return AdmissionInput{
 		Now:       time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC),
-		Principal: Principal{Name: "acme", Kind: "company", Roles: []string{"operator"}},
+		Principal: Principal{Name: "acme", Roles: []string{"operator"}},
 		Dataset: Dataset{Name: "population", Version: "abcdef0123456789", Open: "conditional", Grade: "important", Status: "active", VersionStatus: "active", Fields: []Field{
 			{Name: "id_number", Sensitivity: "personal-sensitive", Identifier: "direct"},
 			{Name: "name", Sensitivity: "personal", Identifier: "direct"},
 			{Name: "district", Sensitivity: "internal", Identifier: "quasi"},
 			{Name: "income", Sensitivity: "sensitive", Identifier: "none"},
 		}},
-		Agreements: []Agreement{{ID: 7, Fields: []string{"district", "income", "id_number"}, Purpose: "Elderly care planning",
-			ValidFrom: "2026-01-01", ValidUntil: "2026-12-31", Status: "active"}},
-		Job: Job{Kind: "sql", Purpose: "elderly care planning ", Fields: []string{"district", "income"}},
+		Agreements: []Agreement{agreement7()},
+		Job:        Job{Kind: "sql", Purpose: "elderly care planning ", Fields: []string{"district", "income"}},
 	}
+}
+
+// agreement7 covers district and income raw and id_number hashed, for
+// 2026 in China Standard Time.
+func agreement7() Agreement {
+	return Agreement{ID: 7, Kind: "data-use", Provider: "Hangzhou Civil Affairs",
+		Fields:   map[string]string{"district": "raw", "income": "raw", "id_number": "hashed"},
+		Purposes: []string{"Elderly care planning"}, Status: "active",
+		ValidFrom: "2026-01-01T00:00:00+08:00", ValidUntil: "2027-01-01T00:00:00+08:00"}
 }
 
 func codes(d Decision) []string {
@@ -71,9 +79,24 @@ func TestAdmissionDenials(t *testing.T) {
 		{"personal-sensitive", func(in *AdmissionInput) { in.Job.Fields = []string{"id_number"} }, "field_personal_sensitive", "never served raw"},
 		{"other purpose", func(in *AdmissionInput) { in.Job.Purpose = "marketing" }, "purpose_not_covered", "Elderly care planning"},
 		{"no agreement", func(in *AdmissionInput) { in.Agreements = nil }, "no_agreement", "no data use agreement"},
-		{"expired", func(in *AdmissionInput) { in.Now = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC) }, "agreement_inactive", "expired"},
-		{"not yet", func(in *AdmissionInput) { in.Agreements[0].ValidFrom = "2026-12-01" }, "agreement_inactive", "not yet in force"},
-		{"revoked", func(in *AdmissionInput) { in.Agreements[0].Status = "revoked" }, "agreement_inactive", "revoked"},
+		{"ended", func(in *AdmissionInput) { in.Now = time.Date(2026, 12, 31, 16, 0, 0, 0, time.UTC) }, "agreement_unusable", "agreement 7 ended at 2027-01-01T00:00:00+08:00"},
+		{"expired by the sweep", func(in *AdmissionInput) { in.Agreements[0].Status = "expired" }, "agreement_unusable", "agreement 7 ended at 2027-01-01T00:00:00+08:00"},
+		{"not yet", func(in *AdmissionInput) { in.Agreements[0].ValidFrom = "2026-12-01T00:00:00+08:00" }, "agreement_unusable", "not in force until 2026-12-01"},
+		{"revoked", func(in *AdmissionInput) { in.Agreements[0].Status = "revoked" }, "agreement_unusable", "agreement 7 is revoked"},
+		{"suspended", func(in *AdmissionInput) { in.Agreements[0].Status = "suspended" }, "agreement_unusable", "agreement 7 is suspended"},
+		{"other version", func(in *AdmissionInput) { in.Agreements[0].Version = "fedcba9876543210" }, "agreement_unusable", "covers version fedcba987654 of population only"},
+		{"total quota", func(in *AdmissionInput) {
+			in.Agreements[0].Quotas.MaxJobs, in.Agreements[0].Usage.Jobs = 5, 5
+		}, "agreement_unusable", "allows 5 jobs in all"},
+		{"daily quota", func(in *AdmissionInput) {
+			in.Agreements[0].Quotas.JobsPerDay, in.Agreements[0].Usage.JobsToday = 2, 2
+		}, "agreement_unusable", "allows 2 jobs a day"},
+		{"aggregates only", func(in *AdmissionInput) { in.Agreements[0].Outputs.AggregatesOnly = true }, "aggregates_only", "aggregate outputs only"},
+		{"form not served", func(in *AdmissionInput) {
+			in.Dataset.Fields[0].Sensitivity = "personal"
+			in.Job.Fields = []string{"id_number"}
+		}, "form_not_served", "field id_number is agreed in form hashed"},
+		{"named agreement not held", func(in *AdmissionInput) { in.Job.AgreementID = 8 }, "agreement_not_found", "agreement 8 is not one of acme's"},
 		{"admin submits", func(in *AdmissionInput) { in.Principal.Roles = []string{"admin"} }, "not_a_requester", "only operators"},
 		{"unknown field", func(in *AdmissionInput) { in.Job.Fields = []string{"shoe_size"} }, "unknown_field", "no field shoe_size"},
 		{"suspended dataset", func(in *AdmissionInput) { in.Dataset.Status = "suspended" }, "dataset_suspended", "objection"},
@@ -84,7 +107,8 @@ func TestAdmissionDenials(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput()
-			in.Agreements = append([]Agreement(nil), in.Agreements...)
+			in.Agreements = []Agreement{agreement7()}
+			in.Dataset.Fields = append([]Field(nil), in.Dataset.Fields...)
 			tc.mod(&in)
 			d, err := e.Admit(context.Background(), in)
 			if err != nil {
@@ -106,23 +130,52 @@ func TestAdmissionDenials(t *testing.T) {
 	}
 }
 
-func TestAdmissionOnLastDayOfTerm(t *testing.T) {
+func TestAdmissionAtTheEndOfTheTerm(t *testing.T) {
 	in := baseInput()
-	in.Now = time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
+	in.Now = time.Date(2026, 12, 31, 15, 59, 59, 999999999, time.UTC) // 23:59:59.999999999 CST
 	d, err := engine(t).Admit(context.Background(), in)
 	if err != nil || !d.Allow {
-		t.Fatalf("last day of the term: %+v %v, want allowed", d, err)
+		t.Fatalf("last instant of the term: %+v %v, want allowed", d, err)
+	}
+	in.Now = in.Now.Add(time.Second)
+	if d, err = engine(t).Admit(context.Background(), in); err != nil || d.Allow {
+		t.Fatalf("one second after the term: %+v %v, want denied", d, err)
+	}
+}
+
+func TestAdmissionChoosesAndLimitsByAgreement(t *testing.T) {
+	e := engine(t)
+	in := baseInput()
+	strict := agreement7()
+	strict.ID, strict.Outputs.MinCellCount = 9, 25
+	revoked := agreement7()
+	revoked.ID, revoked.Status = 3, "revoked"
+	in.Agreements = []Agreement{revoked, agreement7(), strict}
+	in.Job.Aggregate = true
+	d, err := e.Admit(context.Background(), in)
+	if err != nil || !d.Allow || d.AgreementID != 7 || d.Limits.MinCellCount != 10 {
+		t.Fatalf("the oldest usable agreement, 7, with the platform's minimum: %+v %v", d, err)
+	}
+	in.Job.AgreementID = 9
+	if d, err = e.Admit(context.Background(), in); err != nil || !d.Allow || d.AgreementID != 9 || d.Limits.MinCellCount != 25 {
+		t.Fatalf("agreement 9 named by the job raises the minimum cell count to 25: %+v %v", d, err)
+	}
+	in.Job.AgreementID = 3
+	if d, err = e.Admit(context.Background(), in); err != nil || d.Allow || codes(d)[0] != "agreement_unusable" {
+		t.Fatalf("the named agreement is revoked; no fallback to another: %+v %v", d, err)
 	}
 }
 
 func TestRelease(t *testing.T) {
 	e := engine(t)
 	ctx := context.Background()
-	d, err := e.Release(ctx, ReleaseInput{Checks: []Check{{Name: "min_cell_count", Passed: true}, {Name: "direct_identifiers", Passed: true}}})
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	live := agreement7()
+	d, err := e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: []Check{{Name: "min_cell_count", Passed: true}, {Name: "direct_identifiers", Passed: true}}})
 	if err != nil || d.Outcome != OutcomeRelease || d.Bundle != e.BundleHash() {
 		t.Fatalf("all checks passed: %+v %v", d, err)
 	}
-	d, err = e.Release(ctx, ReleaseInput{Checks: []Check{{Name: "min_cell_count", Passed: false, Detail: "3 cells below 10"}, {Name: "direct_identifiers", Passed: true}}})
+	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: []Check{{Name: "min_cell_count", Passed: false, Detail: "3 cells below 10"}, {Name: "direct_identifiers", Passed: true}}})
 	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Message != "3 cells below 10" {
 		t.Fatalf("failed check: %+v %v", d, err)
 	}
@@ -131,19 +184,35 @@ func TestRelease(t *testing.T) {
 		t.Fatalf("no checks at all must hold: %+v %v", d, err)
 	}
 	passed := []Check{{Name: "min_cell_count", Passed: true}}
-	d, err = e.Release(ctx, ReleaseInput{Checks: passed, Dataset: Dataset{Name: "population", Status: "suspended"}})
+	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: passed, Dataset: Dataset{Name: "population", Status: "suspended"}})
 	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Code != "dataset_suspended" {
 		t.Fatalf("dataset suspended after admission must hold: %+v %v", d, err)
 	}
-	d, err = e.Release(ctx, ReleaseInput{Checks: passed, Job: Job{Fields: []string{"district", "income"}},
+	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: passed, Job: Job{Fields: []string{"district", "income"}},
 		Dataset: Dataset{Name: "population", Status: "active", SuspendedFields: []string{"income"}}})
 	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Code != "field_suspended" {
 		t.Fatalf("used field suspended after admission must hold: %+v %v", d, err)
 	}
-	d, err = e.Release(ctx, ReleaseInput{Checks: passed, Job: Job{Fields: []string{"district"}},
+	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: passed, Job: Job{Fields: []string{"district"}},
 		Dataset: Dataset{Name: "population", Status: "active", SuspendedFields: []string{"income"}}})
 	if err != nil || d.Outcome != OutcomeRelease {
 		t.Fatalf("a suspended field the job did not use must not hold it: %+v %v", d, err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*ReleaseInput)
+		text string
+	}{
+		{"revoked", func(in *ReleaseInput) { in.Agreement.Status = "revoked" }, "agreement 7 is revoked"},
+		{"suspended", func(in *ReleaseInput) { in.Agreement.Status = "suspended" }, "agreement 7 is suspended"},
+		{"ended", func(in *ReleaseInput) { in.Now = time.Date(2026, 12, 31, 16, 0, 1, 0, time.UTC) }, "agreement 7 ended"},
+	} {
+		in := ReleaseInput{Now: now, Agreement: agreement7(), Checks: passed, Dataset: Dataset{Name: "population", Status: "active"}}
+		tc.mod(&in)
+		d, err := e.Release(ctx, in)
+		if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Code != "agreement_withdrawn" || !strings.Contains(d.Reasons[0].Message, tc.text) {
+			t.Errorf("%s agreement must hold the result: %+v %v", tc.name, d, err)
+		}
 	}
 }
 

@@ -1,15 +1,22 @@
 package policies
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ReleaseInput describes a quarantined result and the checks it went through.
 type ReleaseInput struct {
-	Job    Job     `json:"job"`
-	Result Result  `json:"result"`
-	Checks []Check `json:"checks"`
+	Now    time.Time `json:"now"`
+	Job    Job       `json:"job"`
+	Result Result    `json:"result"`
+	Checks []Check   `json:"checks"`
 	// Dataset is the catalog entry as it stands now, not as it stood at
 	// admission: an objection upheld meanwhile holds the result.
 	Dataset Dataset `json:"dataset"`
+	// Agreement is the agreement the job was admitted under, as it stands
+	// now: a suspension, revocation or expiry meanwhile holds the result.
+	Agreement Agreement `json:"agreement"`
 }
 
 // Result is the shape of a quarantined result.

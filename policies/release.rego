@@ -18,6 +18,17 @@ withdrawn contains {"code": "field_suspended", "message": msg} if {
 	msg := sprintf("field %s of %s was suspended after an objection (异议) was upheld; results that used it are held", [f, input.dataset.name])
 }
 
+withdrawn contains {"code": "agreement_withdrawn", "message": msg} if {
+	input.agreement.status != "active"
+	msg := sprintf("agreement %d is %s; results of jobs run under it are held", [input.agreement.id, input.agreement.status])
+}
+
+withdrawn contains {"code": "agreement_withdrawn", "message": msg} if {
+	input.agreement.status == "active"
+	time.parse_rfc3339_ns(input.now) >= time.parse_rfc3339_ns(input.agreement.valid_until)
+	msg := sprintf("agreement %d ended at %s; results of jobs run under it are held", [input.agreement.id, input.agreement.valid_until])
+}
+
 default outcome := "hold"
 
 outcome := "release" if {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,16 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request, p operato
 	var spec datasets.Spec
 	if !decode(w, r, &spec) {
 		return
+	}
+	if !p.Has(operators.RoleAdmin) {
+		// A provider catalogues its own agency's data only.
+		if spec.Agency == "" {
+			spec.Agency = p.Organization
+		}
+		if !p.Owns(spec.Agency) {
+			writeErr(w, &operators.ForbiddenError{Msg: fmt.Sprintf("%s speaks for %q and cannot catalogue data of %q", p.Name, p.Organization, spec.Agency)})
+			return
+		}
 	}
 	e, err := s.catalog.Create(r.Context(), p.Name, spec)
 	if err != nil {
@@ -340,16 +351,20 @@ func (s *Server) listObjections(w http.ResponseWriter, r *http.Request, p operat
 	}
 	out := []datasets.Objection{}
 	for _, o := range list {
-		if seesObjection(p, o) {
+		if s.seesObjection(r.Context(), p, o) {
 			out = append(out, o)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// seesObjection: an objection is seen by its filer and the platform.
-func seesObjection(p operators.Principal, o datasets.Objection) bool {
-	return o.Filer == p.Name || p.Has(operators.RoleAdmin)
+// seesObjection: an objection is seen by its filer, the admin, regulators
+// and the providers of the dataset it is about.
+func (s *Server) seesObjection(ctx context.Context, p operators.Principal, o datasets.Objection) bool {
+	if o.Filer == p.Name || p.Has(operators.RoleAdmin) || p.Has(operators.RoleRegulator) {
+		return true
+	}
+	return p.Has(operators.RoleProvider) && s.manages(ctx, p, o.Dataset) == nil
 }
 
 func (s *Server) getObjection(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -358,7 +373,7 @@ func (s *Server) getObjection(w http.ResponseWriter, r *http.Request, p operator
 		return
 	}
 	o, err := s.catalog.Objection(r.Context(), id)
-	if err == nil && !seesObjection(p, o) {
+	if err == nil && !s.seesObjection(r.Context(), p, o) {
 		err = fmt.Errorf("objection %d: %w", id, datasets.ErrNotFound)
 	}
 	if err != nil {
@@ -394,6 +409,13 @@ func (s *Server) decideObjection(w http.ResponseWriter, r *http.Request, p opera
 		writeError(w, http.StatusBadRequest, "bad_request", `say "uphold": true or false`)
 		return
 	}
+	if o, err := s.catalog.Objection(r.Context(), id); err != nil {
+		writeErr(w, err)
+		return
+	} else if err := s.manages(r.Context(), p, o.Dataset); err != nil {
+		writeErr(w, err)
+		return
+	}
 	o, e, err := s.catalog.Decide(r.Context(), p.Name, id, *body.Uphold, body.Reason)
 	if err != nil {
 		writeErr(w, err)
@@ -422,6 +444,9 @@ func (s *Server) releasedBeforeObjection(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	o, err := s.catalog.Objection(r.Context(), id)
+	if err == nil && p.Has(operators.RoleProvider) && !p.Has(operators.RoleAdmin) && !p.Has(operators.RoleRegulator) {
+		err = s.manages(r.Context(), p, o.Dataset)
+	}
 	if err != nil {
 		writeErr(w, err)
 		return

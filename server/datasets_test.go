@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/datasandbox/dsbx/client"
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
@@ -25,13 +24,9 @@ func TestObjectionOverHTTP(t *testing.T) {
 	if released.State != jobs.StateReleased {
 		t.Fatalf("job %s", released.State)
 	}
-	_, citizenTok, err := p.admin.AddOperator(ctx, "zhang-san", operators.KindResearcher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	citizen := client.New(p.base, citizenTok)
+	citizen := p.add(t, "zhang-san", "", operators.RoleResearcher)
 
-	_, err = citizen.Object(ctx, "people", "", "  ")
+	_, err := citizen.Object(ctx, "people", "", "  ")
 	expect(t, "objection without reason", err, http.StatusBadRequest, "needs a reason")
 	_, err = citizen.Object(ctx, "people", "shoe_size", "x")
 	expect(t, "objection to unknown field", err, http.StatusBadRequest, "shoe_size")
@@ -67,7 +62,7 @@ func TestObjectionOverHTTP(t *testing.T) {
 		t.Fatalf("released list: %v %v", list, err)
 	}
 	err = p.operator.FetchResult(ctx, released.ID, "csv", &bytes.Buffer{})
-	expect(t, "fetch withdrawn result", err, http.StatusConflict, "withdrawn")
+	expect(t, "fetch withdrawn result", err, http.StatusConflict, "withheld: dataset people was suspended")
 	j, err := p.operator.Submit(ctx, jobs.Request{Dataset: "people", SQL: "SELECT district, count(*) AS n FROM people GROUP BY district", Purpose: purpose})
 	if err != nil || j.State != jobs.StateDenied || j.Decision == nil || j.Decision.Reasons[0].Code != "dataset_suspended" {
 		t.Fatalf("job on suspended dataset: %+v", j)

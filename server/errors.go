@@ -32,6 +32,9 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // writeErr maps the domain packages' errors to HTTP answers.
 func writeErr(w http.ResponseWriter, err error) {
 	status, body := errorBody(err)
+	if sw, ok := w.(*statusWriter); ok && body.Code == "forbidden" {
+		sw.forbidden = body.Message // auth records it as access.denied
+	}
 	writeJSON(w, status, map[string]Error{"error": body})
 }
 
@@ -44,6 +47,8 @@ func errorBody(err error) (int, Error) {
 		held      *jobs.NotReleasedError
 		withdrawn *jobs.WithdrawnError
 		tooBig    *http.MaxBytesError
+		forbidden *operators.ForbiddenError
+		conflict  *operators.ConflictError
 	)
 	switch {
 	case errors.As(err, &jobInput):
@@ -51,7 +56,11 @@ func errorBody(err error) (int, Error) {
 	case errors.As(err, &dsInput):
 		return http.StatusBadRequest, Error{"bad_request", dsInput.Msg}
 	case errors.As(err, &opInput):
-		return http.StatusBadRequest, Error{"bad_request", opInput.Msg}
+		return http.StatusUnprocessableEntity, Error{"invalid", opInput.Msg}
+	case errors.As(err, &forbidden):
+		return http.StatusForbidden, Error{"forbidden", forbidden.Msg}
+	case errors.As(err, &conflict):
+		return http.StatusConflict, Error{"conflict", conflict.Msg}
 	case errors.As(err, &held):
 		return http.StatusConflict, Error{"not_released", held.Error()}
 	case errors.As(err, &withdrawn):

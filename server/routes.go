@@ -1,14 +1,10 @@
 package server
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
-	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
 )
@@ -25,27 +21,47 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, p)
 	}))
 
-	mux.HandleFunc("POST /v1/datasets", s.auth(admins, s.createDataset))
+	mux.HandleFunc("POST /v1/datasets", s.auth(stewards, s.createDataset))
 	mux.HandleFunc("GET /v1/datasets", s.auth(anyone, s.listDatasets))
 	mux.HandleFunc("GET /v1/datasets/{name}", s.auth(anyone, s.getDataset))
-	mux.HandleFunc("POST /v1/datasets/{name}/versions", s.auth(admins, s.importVersion))
-	mux.HandleFunc("POST /v1/datasets/{name}/versions/{version}/seal", s.auth(admins, s.changeVersion))
-	mux.HandleFunc("POST /v1/datasets/{name}/versions/{version}/destroy", s.auth(admins, s.changeVersion))
-	mux.HandleFunc("POST /v1/datasets/{name}/reinstate", s.auth(admins, s.reinstate))
+	mux.HandleFunc("POST /v1/datasets/{name}/versions", s.auth(stewards, s.stewarded(s.importVersion)))
+	mux.HandleFunc("POST /v1/datasets/{name}/versions/{version}/seal", s.auth(stewards, s.stewarded(s.changeVersion)))
+	mux.HandleFunc("POST /v1/datasets/{name}/versions/{version}/destroy", s.auth(stewards, s.stewarded(s.changeVersion)))
+	mux.HandleFunc("POST /v1/datasets/{name}/reinstate", s.auth(stewards, s.stewarded(s.reinstate)))
 	mux.HandleFunc("GET /v1/datasets/{name}/download", s.auth(anyone, s.downloadDataset))
 	mux.HandleFunc("GET /v1/datasets/{name}/profile", s.auth(anyone, s.datasetProfile))
 	mux.HandleFunc("GET /v1/datasets/{name}/dummy", s.auth(anyone, s.dummyData))
 
-	mux.HandleFunc("POST /v1/objections", s.auth(anyone, s.fileObjection))
+	mux.HandleFunc("POST /v1/objections", s.auth(actors, s.fileObjection))
 	mux.HandleFunc("GET /v1/objections", s.auth(anyone, s.listObjections))
 	mux.HandleFunc("GET /v1/objections/{id}", s.auth(anyone, s.getObjection))
-	mux.HandleFunc("POST /v1/objections/{id}/decision", s.auth(admins, s.decideObjection))
-	mux.HandleFunc("GET /v1/objections/{id}/released", s.auth(admins, s.releasedBeforeObjection))
+	mux.HandleFunc("POST /v1/objections/{id}/decision", s.auth(stewards, s.decideObjection))
+	mux.HandleFunc("GET /v1/objections/{id}/released", s.auth(overseersAndStewards, s.releasedBeforeObjection))
 
-	mux.HandleFunc("POST /v1/operators", s.auth(admins, s.addOperator))
-	mux.HandleFunc("GET /v1/operators", s.auth(admins, s.listOperators))
-	mux.HandleFunc("POST /v1/agreements", s.auth(admins, s.grantAgreement))
+	mux.HandleFunc("POST /v1/principals", s.auth(admins, s.addPrincipal))
+	mux.HandleFunc("GET /v1/principals", s.auth(overseers, s.listPrincipals))
+	mux.HandleFunc("GET /v1/principals/{name}", s.auth(anyone, s.getPrincipal))
+	mux.HandleFunc("PUT /v1/principals/{name}/roles", s.auth(admins, s.setRoles))
+	mux.HandleFunc("POST /v1/principals/{name}/disable", s.auth(admins, s.disablePrincipal))
+	mux.HandleFunc("POST /v1/principals/{name}/enable", s.auth(admins, s.enablePrincipal))
+
+	mux.HandleFunc("GET /v1/tokens", s.auth(anyone, s.listTokens))
+	mux.HandleFunc("POST /v1/tokens", s.auth(anyone, s.issueToken))
+	mux.HandleFunc("POST /v1/tokens/{id}/revoke", s.auth(anyone, s.revokeToken))
+	mux.HandleFunc("POST /v1/tokens/{id}/rotate", s.auth(anyone, s.rotateToken))
+
+	mux.HandleFunc("POST /v1/applications", s.auth(requesters, s.apply))
+	mux.HandleFunc("GET /v1/applications", s.auth(anyone, s.listApplications))
+	mux.HandleFunc("GET /v1/applications/{id}", s.auth(anyone, s.getApplication))
+	mux.HandleFunc("POST /v1/applications/{id}/approve", s.auth(providers, s.approve))
+	mux.HandleFunc("POST /v1/applications/{id}/refuse", s.auth(providers, s.refuse))
+	mux.HandleFunc("POST /v1/applications/{id}/withdraw", s.auth(requesters, s.withdraw))
+
 	mux.HandleFunc("GET /v1/agreements", s.auth(anyone, s.listAgreements))
+	mux.HandleFunc("GET /v1/agreements/{id}", s.auth(anyone, s.getAgreement))
+	mux.HandleFunc("POST /v1/agreements/{id}/suspend", s.auth(stewards, s.changeAgreement(operators.StatusSuspended)))
+	mux.HandleFunc("POST /v1/agreements/{id}/resume", s.auth(stewards, s.changeAgreement(operators.StatusActive)))
+	mux.HandleFunc("POST /v1/agreements/{id}/revoke", s.auth(stewards, s.changeAgreement(operators.StatusRevoked)))
 
 	mux.HandleFunc("POST /v1/jobs", s.auth(requesters, s.submitJob))
 	mux.HandleFunc("GET /v1/jobs", s.auth(anyone, s.listJobs))
@@ -56,111 +72,11 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"key": s.log.VerifierKey()})
 	})
 	mux.HandleFunc("GET /v1/audit/checkpoint", s.auth(anyone, s.checkpoint))
-	mux.HandleFunc("GET /v1/audit/entries", s.auth(admins, s.auditEntries))
+	mux.HandleFunc("GET /v1/audit/entries", s.auth(overseers, s.auditEntries))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no_route", fmt.Sprintf("no API route %s %s; see /v1/health", r.Method, r.URL.Path))
 	})
 	return mux
-}
-
-// Who may call a route.
-type rule struct {
-	name  string
-	allow func(operators.Principal) bool
-}
-
-var (
-	anyone     = rule{"any signed-in principal", func(operators.Principal) bool { return true }}
-	admins     = rule{"the admin", func(p operators.Principal) bool { return p.Has(operators.RoleAdmin) }}
-	requesters = rule{"operators and researchers", func(p operators.Principal) bool {
-		return p.Has(operators.RoleOperator) || p.Has(operators.RoleResearcher)
-	}}
-)
-
-type handler func(w http.ResponseWriter, r *http.Request, p operators.Principal)
-
-// auth resolves the bearer token to a principal and checks the route's rule.
-func (s *Server) auth(who rule, h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "no token: send 'Authorization: Bearer <token>' (the CLI reads --token or DSBX_TOKEN)")
-			return
-		}
-		p, err := s.directory.Authenticate(r.Context(), token)
-		if errors.Is(err, operators.ErrUnauthenticated) {
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "the token is unknown or revoked")
-			return
-		}
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		if !who.allow(p) {
-			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s (%s) may not do this; it is for %s", p.Name, strings.Join(p.Roles, ", "), who.name))
-			return
-		}
-		h(w, r, p)
-	}
-}
-
-func (s *Server) addOperator(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	var req struct{ Name, Kind string }
-	if !decode(w, r, &req) {
-		return
-	}
-	added, token, err := s.directory.Add(r.Context(), p.Name, req.Name, req.Kind)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"principal": added, "token": token})
-}
-
-func (s *Server) listOperators(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	list, err := s.directory.List(r.Context())
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
-}
-
-func (s *Server) grantAgreement(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	var g operators.Grant
-	if !decode(w, r, &g) {
-		return
-	}
-	a, err := s.directory.Grant(r.Context(), p.Name, g, s.datasetFields)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, a)
-}
-
-func (s *Server) datasetFields(ctx context.Context, name string) ([]string, error) {
-	e, err := s.catalog.Get(ctx, name)
-	if errors.Is(err, datasets.ErrNotFound) {
-		return nil, &operators.InputError{Msg: fmt.Sprintf("dataset %q does not exist; import it first", name)}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return e.FieldNames(), nil
-}
-
-func (s *Server) listAgreements(w http.ResponseWriter, r *http.Request, p operators.Principal) {
-	operator := p.Name
-	if p.Has(operators.RoleAdmin) {
-		operator = r.URL.Query().Get("operator")
-	}
-	list, err := s.directory.Agreements(r.Context(), operator, r.URL.Query().Get("dataset"))
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(list))
 }
 
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, p operators.Principal) {

@@ -37,6 +37,13 @@ type Config struct {
 	Origin string
 	// Now, if set, replaces the clock (tests).
 	Now func() time.Time
+	// ResponseDays is how many working days providers have to answer an
+	// application (default operators.ResponseDays).
+	ResponseDays int
+	// SweepEvery is how often expired agreements are recorded and their
+	// queued jobs stopped (default 30s). Admission refuses them from the
+	// exact instant regardless.
+	SweepEvery time.Duration
 }
 
 // AdminTokenFile is the file in the data directory that holds the admin
@@ -54,6 +61,8 @@ type Server struct {
 	jobs      *jobs.Service
 	policy    *policies.Engine
 	handler   http.Handler
+	stopSweep context.CancelFunc
+	swept     chan struct{}
 }
 
 // Open opens (creating on first start) the platform in cfg.Data and starts
@@ -64,6 +73,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 30 * time.Second
 	}
 	if cfg.Origin == "" {
 		cfg.Origin = "datasandbox.local/audit"
@@ -104,6 +116,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.directory.SetClock(cfg.Now)
 		s.jobs.SetClock(cfg.Now)
 	}
+	if cfg.ResponseDays > 0 {
+		s.directory.SetResponseDays(cfg.ResponseDays)
+	}
 	if err := s.bootstrap(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -112,8 +127,54 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.sweep(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	sweepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopSweep, s.swept = stop, make(chan struct{})
+	go s.sweepEvery(sweepCtx, cfg.SweepEvery)
 	s.handler = s.routes()
 	return s, nil
+}
+
+// now is the server's clock.
+func (s *Server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
+// sweep records the expiry of agreements whose term has ended and stops
+// their queued jobs.
+func (s *Server) sweep(ctx context.Context) error {
+	expired, err := s.directory.ExpireDue(ctx)
+	if err != nil {
+		return fmt.Errorf("expire agreements: %w", err)
+	}
+	for _, a := range expired {
+		if _, err := s.jobs.StopUnderAgreement(ctx, "", a.ID, a.StatusReason); err != nil {
+			return fmt.Errorf("stop jobs of expired agreement %d: %w", a.ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) sweepEvery(ctx context.Context, every time.Duration) {
+	defer close(s.swept)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
+				slog.Error("sweep", "err", err)
+			}
+		}
+	}
 }
 
 // bootstrap creates the admin on first start and writes its token.
@@ -134,6 +195,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close stops the job workers and closes the stores.
 func (s *Server) Close() error {
+	if s.stopSweep != nil {
+		s.stopSweep()
+		<-s.swept
+	}
 	if s.jobs != nil {
 		s.jobs.Stop()
 	}

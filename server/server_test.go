@@ -25,6 +25,7 @@ type platform struct {
 	srv      *Server
 	base     string
 	admin    *client.Client
+	provider *client.Client // speaks for the agency owning people
 	operator *client.Client
 	clock    *atomic.Int64 // unix seconds
 	data     string
@@ -74,19 +75,46 @@ func start(t *testing.T) *platform {
 	if _, err := p.admin.ImportVersion(ctx, "people", datasets.Source{}, src, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, opTok, err := p.admin.AddOperator(ctx, "acme", operators.KindCompany)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.operator = client.New(p.base, opTok)
-	if _, err := p.admin.Grant(ctx, operators.Grant{Operator: "acme", Dataset: "people", Fields: []string{"district", "income"}, Purpose: purpose, ValidUntil: "2027-06-30"}); err != nil {
-		t.Fatal(err)
-	}
+	p.provider = p.add(t, "registry", agency, operators.RoleProvider)
+	p.operator = p.add(t, "acme", "", operators.RoleOperator)
+	p.agree(t, p.operator, operators.Approval{})
 	return p
 }
 
+// agency owns the people register.
+const agency = "Hangzhou Registry Office"
+
+// add creates a principal and returns a client holding its token.
+func (p *platform) add(t *testing.T, name, org string, roles ...string) *client.Client {
+	t.Helper()
+	_, issued, err := p.admin.AddPrincipal(context.Background(), operators.NewPrincipal{Name: name, Roles: roles, Organization: org})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.New(p.base, issued.Token)
+}
+
+// agree has holder apply for district and income of people for purpose
+// until 2027-06-30, and the provider approve as ap says.
+func (p *platform) agree(t *testing.T, holder *client.Client, ap operators.Approval) operators.Agreement {
+	t.Helper()
+	ctx := context.Background()
+	app, err := holder.Apply(ctx, operators.Request{
+		Datasets: []operators.DatasetRequest{{Dataset: "people", Fields: []string{"district", "income"}}},
+		Purpose:  purpose, ValidUntil: "2027-06-30",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, a, err := p.provider.Approve(ctx, app.ID, ap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func peopleSpec() datasets.Spec {
-	return datasets.Spec{Name: "people", Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, LegalBasis: "test register",
+	return datasets.Spec{Name: "people", Agency: agency, Grade: datasets.GradeGeneral, Open: datasets.OpenConditional, LegalBasis: "test register",
 		Fields: []datasets.Field{
 			{Name: "id_number", Sensitivity: "personal-sensitive", Identifier: datasets.IdentifierDirect},
 			{Name: "district", Sensitivity: "internal", Identifier: datasets.IdentifierQuasi},
@@ -123,8 +151,18 @@ func (p *platform) snapshot(t *testing.T) snapshot {
 	ctx := context.Background()
 	js, _ := p.admin.Jobs(ctx)
 	e, _ := p.admin.Dataset(ctx, "people")
-	as, _ := p.admin.Agreements(ctx)
-	return snapshot{audit: p.srv.log.Size(), jobs: len(js), versions: len(e.Versions), agree: len(as)}
+	as, _ := p.admin.Agreements(ctx, operators.AgreementFilter{})
+	recs, err := p.srv.log.Records(0, p.srv.log.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := int64(0) // entries other than records of refused access
+	for _, r := range recs {
+		if !bytes.Contains(r, []byte(`"kind":"access.denied"`)) {
+			changes++
+		}
+	}
+	return snapshot{audit: changes, jobs: len(js), versions: len(e.Versions), agree: len(as)}
 }
 
 func TestLifecycleReleaseDenyHold(t *testing.T) {
@@ -203,14 +241,14 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		}
 	}
 
-	_, err = p.admin.Grant(ctx, operators.Grant{Operator: "acme", Dataset: "people", Fields: []string{"salary"}, Purpose: "x", ValidUntil: "2027-01-01"})
-	expect(t, "grant of unknown field", err, http.StatusBadRequest, "salary")
+	_, err = p.operator.Apply(ctx, operators.Request{Datasets: []operators.DatasetRequest{{Dataset: "people", Fields: []string{"salary"}}}, Purpose: "x", ValidUntil: "2027-01-01"})
+	expect(t, "application for an unknown field", err, http.StatusUnprocessableEntity, `no field "salary"`)
 
 	_, err = client.New(p.base, "dsbx_wrong").Jobs(ctx)
-	expect(t, "wrong token", err, http.StatusUnauthorized, "unknown or revoked")
+	expect(t, "wrong token", err, http.StatusUnauthorized, "unknown")
 	_, err = client.New(p.base, "").Datasets(ctx)
 	expect(t, "no token", err, http.StatusUnauthorized, "no token")
-	_, _, err = p.operator.AddOperator(ctx, "mallory", operators.KindCompany)
+	_, _, err = p.operator.AddPrincipal(ctx, operators.NewPrincipal{Name: "mallory", Roles: []string{operators.RoleAdmin}})
 	expect(t, "operator acting as admin", err, http.StatusForbidden, "admin")
 
 	after := p.snapshot(t)
@@ -222,12 +260,14 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 
 func TestExpiredAgreementDeniesNewJobs(t *testing.T) {
 	p := start(t)
-	p.clock.Store(time.Date(2027, 7, 1, 0, 0, 1, 0, time.UTC).Unix())
+	// The agreement covers 2027-06-30 in China Standard Time: one second
+	// after its last day is 2027-07-01 00:00:01 +08:00.
+	p.clock.Store(time.Date(2027, 7, 1, 0, 0, 1, 0, operators.Zone).Unix())
 	j, err := p.operator.Submit(context.Background(), jobs.Request{Dataset: "people", SQL: "SELECT district, count(*) FROM people GROUP BY district", Purpose: purpose})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.State != jobs.StateDenied || len(j.Decision.Reasons) != 1 || j.Decision.Reasons[0].Code != "agreement_inactive" || !strings.Contains(j.Decision.Reasons[0].Message, "expired") {
+	if j.State != jobs.StateDenied || len(j.Decision.Reasons) != 1 || j.Decision.Reasons[0].Code != "agreement_unusable" || !strings.Contains(j.Decision.Reasons[0].Message, "ended at 2027-07-01T00:00:00+08:00") {
 		t.Fatalf("job under an expired agreement: %s %+v", j.State, j.Decision)
 	}
 	// The HTTP status of a denial is 403, with the job as the body.

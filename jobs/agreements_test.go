@@ -1,0 +1,201 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/datasandbox/dsbx/operators"
+)
+
+// setClock moves the directory's and the service's clocks to t.
+func (p *platform) setClock(t time.Time) {
+	now := func() time.Time { return t }
+	p.dir.SetClock(now)
+	p.svc.SetClock(now)
+}
+
+// acmeAgreement returns acme's agreement from newPlatform.
+func (p *platform) acmeAgreement(t *testing.T) operators.Agreement {
+	t.Helper()
+	list, err := p.dir.Applicable(context.Background(), "acme", "people")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("acme's agreements: %v %v", list, err)
+	}
+	return list[0]
+}
+
+func reasonCodes(j Job) []string {
+	var out []string
+	for _, r := range j.Decision.Reasons {
+		out = append(out, r.Code+": "+r.Message)
+	}
+	return out
+}
+
+func TestJobOneSecondAfterAgreementEndsIsDenied(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	acme := p.principal(t, "acme")
+	end := p.acmeAgreement(t).Until // 2027-07-01 00:00 CST: the term ran through 2027-06-30
+	if want := time.Date(2027, 7, 1, 0, 0, 0, 0, operators.Zone); !end.Equal(want) {
+		t.Fatalf("term ends %v, want %v", end, want)
+	}
+
+	p.setClock(end.Add(-time.Second))
+	if j := p.submit(t, acme, countOnly); j.Agreement == 0 {
+		t.Fatalf("job in the last second of the term ran under no agreement: %+v", j)
+	}
+	p.setClock(end.Add(time.Second))
+	j, err := p.svc.Submit(ctx, acme, Request{Dataset: "people", SQL: countOnly, Purpose: testPurpose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != StateDenied || j.Agreement != 0 || !strings.Contains(strings.Join(reasonCodes(j), "\n"), "agreement_unusable: agreement") ||
+		!strings.Contains(j.Decision.Reasons[0].Message, "ended at 2027-07-01T00:00:00+08:00") {
+		t.Fatalf("job one second after the term: state %s, reasons %v", j.State, reasonCodes(j))
+	}
+}
+
+func TestRevokedAgreementStopsQueuedJobsAndWithholdsResults(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	acme, registry := p.principal(t, "acme"), p.principal(t, "registry")
+	a := p.acmeAgreement(t)
+
+	// One result released before the revocation, one job still queued.
+	released := p.submit(t, acme, countOnly)
+	_, finish := p.runUntilCheck(t)
+	if got := finish(); got.State != StateReleased {
+		t.Fatalf("first job %s, want released", got.State)
+	}
+	queued := p.submit(t, acme, byDistrict)
+
+	if _, err := p.dir.SetStatus(ctx, registry, a.ID, operators.StatusRevoked, "the operator breached the security terms"); err != nil {
+		t.Fatal(err)
+	}
+	stopped, err := p.svc.StopUnderAgreement(ctx, "registry", a.ID, "revoked")
+	if err != nil || len(stopped) != 1 || stopped[0].ID != queued.ID {
+		t.Fatalf("stopped %v %v, want job %d", stopped, err, queued.ID)
+	}
+	if got, _ := p.svc.Get(ctx, acme, queued.ID); got.State != StateStopped {
+		t.Errorf("queued job is %s after revocation, want stopped", got.State)
+	}
+	var buf bytes.Buffer
+	err = p.svc.Deliver(ctx, acme, released.ID, FormatCSV, &buf)
+	var we *WithdrawnError
+	if !errors.As(err, &we) || !strings.Contains(err.Error(), "was revoked: the operator breached") || buf.Len() != 0 {
+		t.Fatalf("delivery after revocation: %v (%d bytes), want withheld", err, buf.Len())
+	}
+	j, err := p.svc.Submit(ctx, acme, Request{Dataset: "people", SQL: countOnly, Purpose: testPurpose})
+	if err != nil || j.State != StateDenied || !strings.Contains(j.Decision.Reasons[0].Message, "is revoked") {
+		t.Fatalf("job after revocation: %+v %v", j.Decision, err)
+	}
+}
+
+func TestSuspensionHoldsRunningResultAndWorkerStopsQueued(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	acme, registry := p.principal(t, "acme"), p.principal(t, "registry")
+	a := p.acmeAgreement(t)
+
+	p.submit(t, acme, countOnly)
+	_, finish := p.runUntilCheck(t)
+	queued := p.submit(t, acme, byDistrict)
+	if _, err := p.dir.SetStatus(ctx, registry, a.ID, operators.StatusSuspended, "compliance review"); err != nil {
+		t.Fatal(err)
+	}
+	if got := finish(); got.State != StateHeld || got.Release == nil || got.Release.Reasons[0].Code != "agreement_withdrawn" {
+		t.Fatalf("job running while its agreement was suspended: %s %+v, want held", got.State, got.Release)
+	}
+	// The worker, not a sweep, finds the queued job's agreement suspended.
+	j, ok, err := p.svc.claim(ctx)
+	if err != nil || !ok || j.ID != queued.ID {
+		t.Fatalf("claim: %v %v %v", j.ID, ok, err)
+	}
+	if err := p.svc.execute(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p.svc.Get(ctx, acme, queued.ID); got.State != StateStopped || !strings.Contains(got.Error, "was suspended: compliance review") {
+		t.Fatalf("queued job under a suspended agreement: %s %q", got.State, got.Error)
+	}
+	// Resumed, the agreement carries jobs again.
+	if _, err := p.dir.SetStatus(ctx, registry, a.ID, operators.StatusActive, "review passed"); err != nil {
+		t.Fatal(err)
+	}
+	if j := p.submit(t, acme, countOnly); j.Agreement != a.ID {
+		t.Fatalf("job after resumption runs under %d, want %d", j.Agreement, a.ID)
+	}
+}
+
+func TestQuotasCountAdmittedJobs(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	beta := p.principal(t, "beta")
+	a := p.agree(t, "beta", operators.Approval{Quotas: operators.Quotas{MaxJobs: 3, JobsPerDay: 2}})
+	submit := func() Job {
+		j, err := p.svc.Submit(ctx, beta, Request{Dataset: "people", SQL: countOnly, Purpose: testPurpose})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	// A denied job does not count.
+	if j, _ := p.svc.Submit(ctx, beta, Request{Dataset: "people", SQL: "SELECT id_number FROM people", Purpose: testPurpose}); j.State != StateDenied {
+		t.Fatalf("job on an ungranted field: %s", j.State)
+	}
+	for i := 0; i < 2; i++ {
+		if j := submit(); j.State != StateQueued || j.Agreement != a.ID {
+			t.Fatalf("job %d of the day: %s %v", i+1, j.State, reasonCodes(j))
+		}
+	}
+	if j := submit(); j.State != StateDenied || !strings.Contains(j.Decision.Reasons[0].Message, "allows 2 jobs a day and 2 were admitted today") {
+		t.Fatalf("third job of the day: %s %v", j.State, reasonCodes(j))
+	}
+	// Midnight in China Standard Time is 16:00 UTC.
+	p.setClock(time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC))
+	if j := submit(); j.State != StateQueued {
+		t.Fatalf("first job of the next day: %s %v", j.State, reasonCodes(j))
+	}
+	if j := submit(); j.State != StateDenied || !strings.Contains(j.Decision.Reasons[0].Message, "allows 3 jobs in all and 3 were admitted") {
+		t.Fatalf("fourth job in all: %s %v", j.State, reasonCodes(j))
+	}
+}
+
+func TestAgreementOutputRules(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	beta := p.principal(t, "beta")
+	p.agree(t, "beta", operators.Approval{Outputs: operators.OutputRules{AggregatesOnly: true, MinCellCount: 100}})
+	j, err := p.svc.Submit(ctx, beta, Request{Dataset: "people", SQL: "SELECT district, income FROM people", Purpose: testPurpose})
+	if err != nil || j.State != StateDenied || j.Decision.Reasons[0].Code != "aggregates_only" {
+		t.Fatalf("row-level job under an aggregates-only agreement: %+v %v", j.Decision, err)
+	}
+	// Each district holds about 67 of the 200 people: enough for the
+	// platform's minimum of 10, not for this agreement's 100.
+	j = p.submit(t, beta, countOnly)
+	if j.Decision.Limits.MinCellCount != 100 {
+		t.Fatalf("min cell count %d, want the agreement's 100", j.Decision.Limits.MinCellCount)
+	}
+	_, finish := p.runUntilCheck(t)
+	if got := finish(); got.State != StateHeld {
+		t.Fatalf("cells of ~67 under a minimum of 100: %s, want held", got.State)
+	}
+}
+
+func TestDisabledHolderJobsStop(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	acme := p.principal(t, "acme")
+	j := p.submit(t, acme, countOnly)
+	if _, err := p.dir.Disable(ctx, "admin", "acme", "licence withdrawn"); err != nil {
+		t.Fatal(err)
+	}
+	stopped, err := p.svc.StopHolder(ctx, "admin", "acme", "acme was disabled")
+	if err != nil || len(stopped) != 1 || stopped[0].ID != j.ID || stopped[0].State != StateStopped {
+		t.Fatalf("stopped %+v %v", stopped, err)
+	}
+}
