@@ -11,6 +11,15 @@ import (
 	"github.com/datasandbox/dsbx/operators"
 )
 
+// reply writes v with status, or err if it is not nil.
+func reply(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
 func (s *Server) addPrincipal(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	var np operators.NewPrincipal
 	if !decode(w, r, &np) {
@@ -26,11 +35,7 @@ func (s *Server) addPrincipal(w http.ResponseWriter, r *http.Request, p operator
 
 func (s *Server) listPrincipals(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	list, err := s.directory.List(r.Context())
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	reply(w, http.StatusOK, list, err)
 }
 
 // seesPrincipal: a principal is seen by itself, the admin and regulators.
@@ -45,11 +50,7 @@ func (s *Server) getPrincipal(w http.ResponseWriter, r *http.Request, p operator
 		return
 	}
 	got, err := s.directory.Get(r.Context(), name)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, got)
+	reply(w, http.StatusOK, got, err)
 }
 
 func (s *Server) setRoles(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -61,11 +62,7 @@ func (s *Server) setRoles(w http.ResponseWriter, r *http.Request, p operators.Pr
 		return
 	}
 	got, err := s.directory.SetRoles(r.Context(), p.Name, r.PathValue("name"), body.Roles, body.Organization)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, got)
+	reply(w, http.StatusOK, got, err)
 }
 
 func (s *Server) disablePrincipal(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -88,11 +85,7 @@ func (s *Server) disablePrincipal(w http.ResponseWriter, r *http.Request, p oper
 
 func (s *Server) enablePrincipal(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	got, err := s.directory.Enable(r.Context(), p.Name, r.PathValue("name"))
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, got)
+	reply(w, http.StatusOK, got, err)
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -105,11 +98,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p operators.
 		return
 	}
 	list, err := s.directory.Credentials(r.Context(), name)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	reply(w, http.StatusOK, list, err)
 }
 
 func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -134,20 +123,12 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, p operators.
 		return
 	}
 	issued, err := s.directory.Issue(r.Context(), p.Name, body.Principal, body.Label, expires)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, issued)
+	reply(w, http.StatusCreated, issued, err)
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	c, err := s.directory.Revoke(r.Context(), p, r.PathValue("id"))
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	reply(w, http.StatusOK, c, err)
 }
 
 func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -163,11 +144,7 @@ func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request, p operators
 		return
 	}
 	issued, err := s.directory.Rotate(r.Context(), p, r.PathValue("id"), expires)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, issued)
+	reply(w, http.StatusCreated, issued, err)
 }
 
 // catalogView lets the directory check applications against the catalog.
@@ -194,11 +171,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, p operators.Princ
 		return
 	}
 	a, err := s.directory.Apply(r.Context(), p, req, catalogView{s.catalog})
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, a)
+	reply(w, http.StatusCreated, a, err)
 }
 
 func (s *Server) listApplications(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -213,11 +186,7 @@ func (s *Server) listApplications(w http.ResponseWriter, r *http.Request, p oper
 		f.Overdue = b
 	}
 	list, err := s.directory.Applications(r.Context(), p, f)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	reply(w, http.StatusOK, list, err)
 }
 
 func (s *Server) getApplication(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -226,11 +195,7 @@ func (s *Server) getApplication(w http.ResponseWriter, r *http.Request, p operat
 		return
 	}
 	a, err := s.directory.Application(r.Context(), p, id)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, a)
+	reply(w, http.StatusOK, a, err)
 }
 
 func (s *Server) approve(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -260,11 +225,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, p operators.Prin
 		return
 	}
 	app, err := s.directory.Refuse(r.Context(), p, id, body.Reason)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, app)
+	reply(w, http.StatusOK, app, err)
 }
 
 func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, p operators.Principal) {
@@ -273,21 +234,13 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, p operators.Pr
 		return
 	}
 	app, err := s.directory.Withdraw(r.Context(), p, id)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, app)
+	reply(w, http.StatusOK, app, err)
 }
 
 func (s *Server) listAgreements(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	q := r.URL.Query()
 	list, err := s.directory.Agreements(r.Context(), p, operators.AgreementFilter{Holder: q.Get("holder"), Dataset: q.Get("dataset"), Status: q.Get("status")})
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	reply(w, http.StatusOK, list, err)
 }
 
 func (s *Server) getAgreement(w http.ResponseWriter, r *http.Request, p operators.Principal) {
