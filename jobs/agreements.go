@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -114,4 +116,13 @@ func (s *Service) stopQueued(ctx context.Context, actor, why, where string, arg 
 		stopped = append(stopped, j)
 	}
 	return stopped, nil
+}
+
+// hashKey is agreement id's key for hashed fields: HMAC-SHA256 of the
+// platform secret over the agreement, so two agreements' hashes of the
+// same value differ and cannot be linked.
+func (s *Service) hashKey(id int64) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	fmt.Fprintf(m, "dsbx hashed-field key for agreement %d", id)
+	return m.Sum(nil)
 }

@@ -199,3 +199,46 @@ func TestDisabledHolderJobsStop(t *testing.T) {
 		t.Fatalf("stopped %+v %v", stopped, err)
 	}
 }
+
+// TestJobSeesAgreedForms: the forms named in the agreement are what the
+// job's SQL sees, and a direct identifier never leaves even hashed.
+func TestJobSeesAgreedForms(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	beta := p.principal(t, "beta")
+	app, err := p.dir.Apply(ctx, beta, operators.Request{
+		Datasets: []operators.DatasetRequest{{Dataset: "people", Fields: []string{"id_number", "district", "income"}}},
+		Purpose:  testPurpose, ValidUntil: "2027-06-30",
+	}, catalogView{p.catalog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.dir.Approve(ctx, p.principal(t, "registry"), app.ID, operators.Approval{Fields: map[string]map[string]string{
+		"people": {"id_number": operators.FormHashed, "district": operators.FormRaw, "income": operators.FormGeneralised},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	j := p.submit(t, beta, "SELECT district, count(DISTINCT id_number) AS people, min(income) AS lo, max(income) AS hi FROM people GROUP BY district ORDER BY district")
+	if j.Decision.Fields["id_number"] != "hashed" || j.Decision.Fields["income"] != "generalised" {
+		t.Fatalf("decided forms %v", j.Decision.Fields)
+	}
+	_, finish := p.runUntilCheck(t)
+	if got := finish(); got.State != StateReleased {
+		t.Fatalf("job %s: %s %+v", got.State, got.Error, got.Checks)
+	}
+	var out bytes.Buffer
+	if err := p.svc.Deliver(ctx, beta, j.ID, FormatCSV, &out); err != nil {
+		t.Fatal(err)
+	}
+	// 200 people, 67/67/66 per district; incomes 1000..2990 generalise to
+	// one significant digit: 1000 and 2000.
+	want := "district,people,lo,hi\neast,67,1000,2000\nnorth,67,1000,2000\nsouth,66,1000,2000\n"
+	if out.String() != want {
+		t.Fatalf("result:\n%s\nwant:\n%s", out.String(), want)
+	}
+
+	denied, err := p.svc.Submit(ctx, beta, Request{Dataset: "people", SQL: "SELECT id_number, district FROM people", Purpose: testPurpose})
+	if err != nil || denied.State != StateDenied || !strings.Contains(strings.Join(reasonCodes(denied), "\n"), "direct_identifier_output: output column id_number carries id_number") {
+		t.Fatalf("hashed identifier as output: %s %v %v", denied.State, reasonCodes(denied), err)
+	}
+}

@@ -27,6 +27,9 @@ import (
 
 const testPurpose = "housing study"
 
+// testSecret derives the agreements' keys for hashed fields.
+var testSecret = []byte("platform secret for the jobs tests, 32+ bytes")
+
 // testNow is the fixed clock of the directory (agreement terms) and of the
 // service (admission): the agreement below is in force at this time.
 var testNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -74,7 +77,7 @@ func openPlatform(t *testing.T, data string) *platform {
 		catalog: datasets.NewCatalog(db, filepath.Join(data, "datasets"), log),
 		dir:     operators.NewDirectory(db, log),
 	}
-	p.svc = New(db, p.quarantine(), p.catalog, p.dir, policy, log)
+	p.svc = New(db, p.quarantine(), testSecret, p.catalog, p.dir, policy, log)
 	now := func() time.Time { return testNow }
 	p.dir.SetClock(now)
 	p.svc.SetClock(now)

@@ -187,7 +187,7 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 	defer os.RemoveAll(filepath.Join(jobDir, "tmp"))
 
 	d := j.Decision
-	table := sqlbox.Table{Name: entry.Name, Parquet: s.catalog.SnapshotPath(entry.Name, version)}
+	table := sqlbox.Table{Name: entry.Name, Parquet: s.catalog.SnapshotPath(entry.Name, version), HashKey: s.hashKey(j.Agreement)}
 	for _, f := range entry.FieldNames() { // catalog order, so the view is stable
 		if form, ok := d.Fields[f]; ok {
 			table.Columns = append(table.Columns, sqlbox.Column{Name: f, Form: form})

@@ -45,6 +45,7 @@ type AuditLog interface {
 type Service struct {
 	db         *sql.DB
 	dir        string // quarantine: dir/<id>/result.parquet
+	secret     []byte // derives the per-agreement keys of hashed fields
 	catalog    Catalog
 	agreements Agreements
 	policy     *policies.Engine
@@ -57,10 +58,12 @@ type Service struct {
 	stop    context.CancelFunc
 }
 
-// New returns a service that keeps quarantined results under dir.
-func New(db *sql.DB, dir string, catalog Catalog, agreements Agreements, policy *policies.Engine, log AuditLog) *Service {
+// New returns a service that keeps quarantined results under dir. secret
+// (at least 32 bytes, kept by the platform) derives each agreement's key for
+// hashed fields.
+func New(db *sql.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy *policies.Engine, log AuditLog) *Service {
 	return &Service{
-		db: db, dir: dir, catalog: catalog, agreements: agreements, policy: policy, log: log,
+		db: db, dir: dir, secret: secret, catalog: catalog, agreements: agreements, policy: policy, log: log,
 		now: time.Now, wake: make(chan struct{}, 1),
 	}
 }
@@ -185,9 +188,18 @@ func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v da
 		Job: policies.Job{
 			Kind: "sql", Purpose: req.Purpose, CodeHash: code, Tables: an.Tables,
 			Fields: an.Fields, Functions: an.Functions, Aggregate: an.Aggregate, AgreementID: req.Agreement,
+			Outputs: policyOutputs(an.Outputs),
 		},
 		Agreements: agreements,
 	}
+}
+
+func policyOutputs(outs []Output) []policies.Output {
+	ps := make([]policies.Output, 0, len(outs))
+	for _, o := range outs {
+		ps = append(ps, policies.Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
+	}
+	return ps
 }
 
 // datasetFacts is what policies learn about version v of entry e.
@@ -197,7 +209,7 @@ func datasetFacts(e datasets.Entry, v datasets.Version) policies.Dataset {
 		Status: e.Status, SuspendedFields: e.SuspendedFields, VersionStatus: v.Status,
 	}
 	for _, f := range e.Fields {
-		d.Fields = append(d.Fields, policies.Field{Name: f.Name, Sensitivity: f.Sensitivity, Identifier: f.Identifier})
+		d.Fields = append(d.Fields, policies.Field{Name: f.Name, Type: f.Type, Sensitivity: f.Sensitivity, Identifier: f.Identifier})
 	}
 	return d
 }

@@ -39,6 +39,7 @@ type Dataset struct {
 // Field is a column's catalog label.
 type Field struct {
 	Name        string `json:"name"`
+	Type        string `json:"type"`
 	Sensitivity string `json:"sensitivity"`
 	Identifier  string `json:"identifier"`
 }
@@ -98,6 +99,15 @@ type Job struct {
 	// AgreementID is the agreement the submitter asked to run under; 0 lets
 	// the policy choose.
 	AgreementID int64 `json:"agreement_id"`
+	// Outputs are the result's columns and the fields each derives from.
+	Outputs []Output `json:"outputs"`
+}
+
+// Output is one output column of a job.
+type Output struct {
+	Name       string   `json:"name"`
+	Fields     []string `json:"fields"`
+	Aggregated bool     `json:"aggregated"`
 }
 
 // Decision is the admission policy's answer.
@@ -134,6 +144,9 @@ func (e *Engine) Admit(ctx context.Context, in AdmissionInput) (Decision, error)
 	}
 	if in.Dataset.SuspendedFields == nil {
 		in.Dataset.SuspendedFields = []string{}
+	}
+	if in.Job.Outputs == nil {
+		in.Job.Outputs = []Output{}
 	}
 	var d Decision
 	if err := eval(ctx, e.admission, "admission", in, &d); err != nil {

@@ -5,6 +5,8 @@ package dsbx.admission
 
 import rego.v1
 
+import data.dsbx.fields
+
 now_ns := time.parse_rfc3339_ns(input.now)
 
 normalize(s) := lower(trim_space(s))
@@ -77,8 +79,6 @@ usable := [a | some a in candidates; count(unusable(a)) == 0]
 # The agreement the job runs under: the oldest usable one.
 agreement := usable[0] if count(usable) > 0
 
-field_meta[f.name] := f if some f in input.dataset.fields
-
 deny contains {"code": "dataset_closed", "message": msg} if {
 	input.dataset.open == "closed"
 	msg := sprintf("dataset %s is closed (不予开放): it is never served", [input.dataset.name])
@@ -131,40 +131,19 @@ deny contains {"code": "agreement_unusable", "message": msg} if {
 	msg := concat("; ", sort(unusable(a)))
 }
 
-deny contains {"code": "field_not_granted", "field": f, "message": msg} if {
-	some f in input.job.fields
-	not agreement.fields[f]
-	msg := sprintf("field %s is outside agreement %d, which covers %s", [f, agreement.id, concat(", ", sort(object.keys(agreement.fields)))])
-}
-
 deny contains {"code": "aggregates_only", "message": msg} if {
 	agreement.outputs.aggregates_only
 	not input.job.aggregate
 	msg := sprintf("agreement %d allows aggregate outputs only (GROUP BY with counts, sums, averages); this query returns rows", [agreement.id])
 }
 
-# The forms the sandbox can build a view in. Masked, hashed and generalised
-# views come with the field-forms policy; until then a field agreed in those
-# forms is refused rather than served raw.
-served_forms := {"raw"}
+# Field by field: denials and forms come from the fields package.
+deny contains r if some r in fields.deny
 
-deny contains {"code": "form_not_served", "field": f, "message": msg} if {
-	some f in input.job.fields
-	form := agreement.fields[f]
-	not form in served_forms
-	msg := sprintf("field %s is agreed in form %s, which this platform cannot serve yet; ask the provider to agree a form among %v", [f, form, served_forms])
-}
-
-deny contains {"code": "field_personal_sensitive", "field": f, "message": msg} if {
-	some f in input.job.fields
-	field_meta[f].sensitivity == "personal-sensitive"
-	msg := sprintf("field %s is personal-sensitive (个人敏感信息) and is never served raw", [f])
-}
-
-deny contains {"code": "unknown_field", "field": f, "message": msg} if {
-	some f in input.job.fields
-	not field_meta[f]
-	msg := sprintf("dataset %s has no field %s", [input.dataset.name, f])
+deny contains {"code": "core_data_unpinned", "message": msg} if {
+	input.dataset.grade == "core"
+	agreement.version == ""
+	msg := sprintf("dataset %s is core data (核心数据): only an agreement that names the exact version may use it, and agreement %d covers whatever version is latest", [input.dataset.name, agreement.id])
 }
 
 default agreement_id := 0
@@ -178,11 +157,10 @@ allow if {
 	agreement
 }
 
-# Each referenced field in the form its agreement names.
-fields[f] := agreement.fields[f] if {
-	allow
-	some f in input.job.fields
-}
+# Each referenced field in the form the fields package decided.
+forms := fields.forms if allow
+
+default forms := {}
 
 # The platform's minimum count per released cell; an agreement may raise it.
 platform_min_cell_count := 10
@@ -204,6 +182,6 @@ decision := {
 	"allow": allow,
 	"reasons": [r | some r in deny],
 	"agreement_id": agreement_id,
-	"fields": fields,
+	"fields": forms,
 	"limits": limits,
 }

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -76,7 +77,15 @@ func TestAdmissionDenials(t *testing.T) {
 	}{
 		{"closed dataset", func(in *AdmissionInput) { in.Dataset.Open = "closed" }, "dataset_closed", "never served"},
 		{"field outside agreement", func(in *AdmissionInput) { in.Job.Fields = []string{"district", "name"} }, "field_not_granted", "field name is outside agreement 7"},
-		{"personal-sensitive", func(in *AdmissionInput) { in.Job.Fields = []string{"id_number"} }, "field_personal_sensitive", "never served raw"},
+		{"personal-sensitive raw", func(in *AdmissionInput) {
+			in.Agreements[0].Fields["id_number"] = "raw"
+			in.Job.Fields = []string{"id_number"}
+		}, "field_personal_sensitive", "never served raw"},
+		{"direct identifier in output", func(in *AdmissionInput) {
+			in.Job.Fields = []string{"id_number", "district"}
+			in.Job.Outputs = []Output{{Name: "who", Fields: []string{"id_number"}}, {Name: "district", Fields: []string{"district"}}}
+		}, "direct_identifier_output", "output column who carries id_number"},
+		{"core data, latest version", func(in *AdmissionInput) { in.Dataset.Grade = "core" }, "core_data_unpinned", "core data"},
 		{"other purpose", func(in *AdmissionInput) { in.Job.Purpose = "marketing" }, "purpose_not_covered", "Elderly care planning"},
 		{"no agreement", func(in *AdmissionInput) { in.Agreements = nil }, "no_agreement", "no data use agreement"},
 		{"ended", func(in *AdmissionInput) { in.Now = time.Date(2026, 12, 31, 16, 0, 0, 0, time.UTC) }, "agreement_unusable", "agreement 7 ended at 2027-01-01T00:00:00+08:00"},
@@ -92,10 +101,11 @@ func TestAdmissionDenials(t *testing.T) {
 			in.Agreements[0].Quotas.JobsPerDay, in.Agreements[0].Usage.JobsToday = 2, 2
 		}, "agreement_unusable", "allows 2 jobs a day"},
 		{"aggregates only", func(in *AdmissionInput) { in.Agreements[0].Outputs.AggregatesOnly = true }, "aggregates_only", "aggregate outputs only"},
-		{"form not served", func(in *AdmissionInput) {
-			in.Dataset.Fields[0].Sensitivity = "personal"
-			in.Job.Fields = []string{"id_number"}
-		}, "form_not_served", "field id_number is agreed in form hashed"},
+		{"boolean generalised", func(in *AdmissionInput) {
+			in.Dataset.Fields = append(in.Dataset.Fields, Field{Name: "disabled", Type: "BOOLEAN", Sensitivity: "sensitive", Identifier: "none"})
+			in.Agreements[0].Fields["disabled"] = "generalised"
+			in.Job.Fields = []string{"disabled"}
+		}, "form_not_applicable", "field disabled of type BOOLEAN cannot be generalised"},
 		{"named agreement not held", func(in *AdmissionInput) { in.Job.AgreementID = 8 }, "agreement_not_found", "agreement 8 is not one of acme's"},
 		{"admin submits", func(in *AdmissionInput) { in.Principal.Roles = []string{"admin"} }, "not_a_requester", "only operators"},
 		{"unknown field", func(in *AdmissionInput) { in.Job.Fields = []string{"shoe_size"} }, "unknown_field", "no field shoe_size"},
@@ -235,7 +245,8 @@ func TestLoadRejectsBadBundlesAndHashesContent(t *testing.T) {
 	}
 
 	changed := fstest.MapFS{}
-	for _, name := range []string{"admission.rego", "release.rego"} {
+	names, _ := fs.Glob(bundle, "*.rego")
+	for _, name := range names {
 		src, _ := bundle.ReadFile(name)
 		changed[name] = &fstest.MapFile{Data: src}
 	}
@@ -247,5 +258,18 @@ func TestLoadRejectsBadBundlesAndHashesContent(t *testing.T) {
 	edited, err := Load(ctx, changed)
 	if err != nil || edited.BundleHash() == same.BundleHash() {
 		t.Fatalf("an edit did not change the bundle hash: %v", err)
+	}
+}
+
+// A personal-sensitive field agreed hashed is served hashed: joined and
+// counted, never output as such.
+func TestAdmissionServesAgreedForm(t *testing.T) {
+	in := baseInput()
+	in.Job.Fields = []string{"district", "id_number"}
+	in.Job.Aggregate = true
+	in.Job.Outputs = []Output{{Name: "district", Fields: []string{"district"}}, {Name: "people", Fields: []string{"id_number"}, Aggregated: true}}
+	d, err := engine(t).Admit(context.Background(), in)
+	if err != nil || !d.Allow || d.Fields["id_number"] != "hashed" || d.Fields["district"] != "raw" || len(d.Fields) != 2 {
+		t.Fatalf("count(DISTINCT id_number) by district with id_number hashed: %+v %v", d, err)
 	}
 }

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,32 @@ type Config struct {
 // AdminTokenFile is the file in the data directory that holds the admin
 // token written on first start.
 const AdminTokenFile = "admin.token"
+
+// SecretFile is the file in the data directory that holds the platform
+// secret (32 random bytes, 0600) from which each agreement's key for hashed
+// fields is derived. Losing it changes every hash; keep it with backups of
+// the state database.
+const SecretFile = "hash.secret"
+
+// loadSecret reads the platform secret at path, creating it on first start.
+func loadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		b = make([]byte, 32)
+		rand.Read(b)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("server: write %s: %w", path, err)
+		}
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server: read %s: %w", path, err)
+	}
+	if len(b) < 32 {
+		return nil, fmt.Errorf("server: %s holds %d bytes, not a 32-byte secret; restore it from backup (hashed fields depend on it)", path, len(b))
+	}
+	return b, nil
+}
 
 // Server is a running platform: its stores, its job workers and its HTTP
 // handler.
@@ -111,7 +138,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		catalog:   datasets.NewCatalog(db, filepath.Join(cfg.Data, "datasets"), log),
 		directory: operators.NewDirectory(db, log),
 	}
-	s.jobs = jobs.New(db, filepath.Join(cfg.Data, "quarantine"), s.catalog, s.directory, policy, log)
+	secret, err := loadSecret(filepath.Join(cfg.Data, SecretFile))
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.jobs = jobs.New(db, filepath.Join(cfg.Data, "quarantine"), secret, s.catalog, s.directory, policy, log)
 	if cfg.Now != nil {
 		s.directory.SetClock(cfg.Now)
 		s.jobs.SetClock(cfg.Now)

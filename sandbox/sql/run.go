@@ -22,21 +22,21 @@ type Spec struct {
 	Out    string // path of the Parquet file to write (its directory exists, the file does not); on any error no file is left at Out
 }
 
-// Table is one dataset view: the host copies exactly Columns out of the snapshot Parquet file into the job's database before lockdown.
+// Table is one dataset view: the host copies exactly Columns, each computed in its form, out of the snapshot Parquet file into the job's database before lockdown.
 type Table struct {
 	Name    string   // table name the query uses
 	Parquet string   // absolute path of the immutable snapshot
 	Columns []Column // the allowed columns
+	// HashKey keys the hashed columns (at least MinHashKey bytes); give each
+	// agreement its own, so hashes from two agreements cannot be linked.
+	HashKey []byte
 }
 
 // Column is one allowed column and the form the job sees it in.
 type Column struct {
 	Name string
-	Form string // only "raw" is supported
+	Form string // FormRaw, FormMasked, FormHashed or FormGeneralised
 }
-
-// FormRaw is the form of a column the job sees unchanged.
-const FormRaw = "raw"
 
 // Limits bounds one job's resources; every field except TempSize must be set.
 type Limits struct {
@@ -190,9 +190,19 @@ func screenQuery(ctx context.Context, conn *stdsql.Conn, spec Spec) error {
 
 // load copies a table's allowed columns out of its snapshot into the job's database.
 func load(ctx context.Context, conn *stdsql.Conn, t Table) error {
+	types, err := columnTypes(ctx, conn, t.Parquet)
+	if err != nil {
+		return fmt.Errorf("sql: load table %s: %w", t.Name, err)
+	}
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		cols[i] = ident(c.Name)
+		typ, ok := types[c.Name]
+		if !ok {
+			return fmt.Errorf("sql: load table %s: the snapshot has no column %s", t.Name, c.Name)
+		}
+		if cols[i], err = formExpr(c, typ, t.HashKey); err != nil {
+			return fmt.Errorf("sql: load table %s: %w", t.Name, err)
+		}
 	}
 	if len(cols) == 0 {
 		// A job that reads no field (SELECT count(*) …) still needs the rows;
@@ -267,8 +277,10 @@ func (s Spec) validate() error {
 				return fmt.Errorf("sql: table %s: invalid column name %q", t.Name, c.Name)
 			case cols[lc]:
 				return fmt.Errorf("sql: table %s: column %q listed twice", t.Name, c.Name)
-			case c.Form != FormRaw:
-				return fmt.Errorf("sql: table %s: column %s: form %s not supported", t.Name, c.Name, c.Form)
+			case c.Form != FormRaw && c.Form != FormMasked && c.Form != FormHashed && c.Form != FormGeneralised:
+				return fmt.Errorf("sql: table %s: column %s: form %q is not one of raw, masked, hashed, generalised", t.Name, c.Name, c.Form)
+			case c.Form == FormHashed && len(t.HashKey) < MinHashKey:
+				return fmt.Errorf("sql: table %s: column %s is hashed but the table's hash key has %d bytes, fewer than %d", t.Name, c.Name, len(t.HashKey), MinHashKey)
 			}
 			cols[lc] = true
 		}

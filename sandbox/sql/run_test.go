@@ -286,9 +286,14 @@ func TestRunMaxBytes(t *testing.T) {
 func TestRunValidate(t *testing.T) {
 	snapshot := writeSnapshot(t)
 	spec := testSpec(t, snapshot, `SELECT 1`)
-	spec.Tables[0].Columns[0].Form = "masked"
-	if _, err := Run(ctx(t), spec); err == nil || !strings.Contains(err.Error(), "form masked not supported") {
-		t.Errorf("masked form: err = %v", err)
+	spec.Tables[0].Columns[0].Form = "blurred"
+	if _, err := Run(ctx(t), spec); err == nil || !strings.Contains(err.Error(), `form "blurred" is not one of`) {
+		t.Errorf("unknown form: err = %v", err)
+	}
+	spec = testSpec(t, snapshot, `SELECT 1`)
+	spec.Tables[0].Columns[0].Form, spec.Tables[0].HashKey = FormHashed, []byte("short")
+	if _, err := Run(ctx(t), spec); err == nil || !strings.Contains(err.Error(), "hash key has 5 bytes") {
+		t.Errorf("hashed column with a short key: err = %v", err)
 	}
 	spec = testSpec(t, snapshot, `SELECT 1`)
 	spec.Limits.Timeout = 0
