@@ -228,7 +228,8 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 		Agreement: agreementFacts(a, j.Dataset, policies.Usage{}),
 		Dataset:   datasetFacts(entry, version),
 		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
-			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate},
+			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate,
+			AgreementID: j.Agreement, Outputs: policyOutputs(j.Analysis.Outputs)},
 		Result: policies.Result{Rows: j.Result.Rows, Bytes: j.Result.Bytes, SHA256: j.Result.SHA256, Columns: j.Result.Columns},
 	}
 	for _, c := range j.Checks {

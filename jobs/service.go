@@ -35,6 +35,12 @@ type Agreements interface {
 	Agreement(ctx context.Context, id int64) (operators.Agreement, error)
 }
 
+// Policy decides whether a job runs and whether its result leaves.
+type Policy interface {
+	Admit(ctx context.Context, in policies.AdmissionInput) (policies.Decision, error)
+	Release(ctx context.Context, in policies.ReleaseInput) (policies.ReleaseDecision, error)
+}
+
 // AuditLog is the tamper-evident log every step is recorded in.
 type AuditLog interface {
 	Append(ctx context.Context, e audit.Event) (audit.Entry, error)
@@ -48,7 +54,7 @@ type Service struct {
 	secret     []byte // derives the per-agreement keys of hashed fields
 	catalog    Catalog
 	agreements Agreements
-	policy     *policies.Engine
+	policy     Policy
 	log        AuditLog
 	now        func() time.Time
 
@@ -61,7 +67,7 @@ type Service struct {
 // New returns a service that keeps quarantined results under dir. secret
 // (at least 32 bytes, kept by the platform) derives each agreement's key for
 // hashed fields.
-func New(db *sql.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy *policies.Engine, log AuditLog) *Service {
+func New(db *sql.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy Policy, log AuditLog) *Service {
 	return &Service{
 		db: db, dir: dir, secret: secret, catalog: catalog, agreements: agreements, policy: policy, log: log,
 		now: time.Now, wake: make(chan struct{}, 1),
@@ -82,69 +88,117 @@ type InputError struct {
 
 func (e *InputError) Error() string { return e.Msg }
 
-// Submit analyses, admits and records a job for principal p. A job the policy
-// denies is stored in state denied with the policy's reasons; a malformed
-// request or SQL is refused with an *InputError and nothing is stored.
-func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request) (Job, error) {
+// admission is a request analysed and decided, not yet recorded.
+type admission struct {
+	entry    datasets.Entry
+	version  datasets.Version
+	code     string // hex SHA-256 of the SQL
+	analysis *Analysis
+	input    policies.AdmissionInput
+	decision policies.Decision
+	now      time.Time
+}
+
+// admit resolves, analyses and decides req for p. A malformed request is an
+// *InputError; SQL the analysis refuses is a *sqlbox.Error.
+func (s *Service) admit(ctx context.Context, p operators.Principal, req Request) (*admission, error) {
 	req.Dataset = strings.TrimSpace(req.Dataset)
 	req.Purpose = strings.TrimSpace(req.Purpose)
 	switch {
 	case req.Dataset == "":
-		return Job{}, &InputError{Code: "missing_dataset", Msg: "no dataset given; name it as NAME or NAME@VERSION"}
+		return nil, &InputError{Code: "missing_dataset", Msg: "no dataset given; name it as NAME or NAME@VERSION"}
 	case strings.TrimSpace(req.SQL) == "":
-		return Job{}, &InputError{Code: "missing_sql", Msg: "no SQL given"}
+		return nil, &InputError{Code: "missing_sql", Msg: "no SQL given"}
 	case req.Purpose == "":
-		return Job{}, &InputError{Code: "missing_purpose", Msg: "no purpose given; it must match the purpose of one of your agreements"}
+		return nil, &InputError{Code: "missing_purpose", Msg: "no purpose given; it must match the purpose of one of your agreements"}
 	}
-	entry, version, err := s.catalog.Resolve(ctx, req.Dataset)
+	a := &admission{now: s.now().UTC()}
+	var err error
+	a.entry, a.version, err = s.catalog.Resolve(ctx, req.Dataset)
 	if err != nil {
 		if errors.Is(err, datasets.ErrNotFound) {
-			return Job{}, &InputError{Code: "unknown_dataset", Msg: err.Error()}
+			return nil, &InputError{Code: "unknown_dataset", Msg: err.Error()}
 		}
 		var ie *datasets.InputError
 		if errors.As(err, &ie) {
-			return Job{}, &InputError{Code: "bad_dataset", Msg: ie.Msg}
+			return nil, &InputError{Code: "bad_dataset", Msg: ie.Msg}
 		}
-		return Job{}, err
+		return nil, err
 	}
 	codeHash := sha256.Sum256([]byte(req.SQL))
-	code := hex.EncodeToString(codeHash[:])
-
-	an, err := sqlbox.Analyze(ctx, req.SQL, map[string][]string{entry.Name: entry.FieldNames()})
+	a.code = hex.EncodeToString(codeHash[:])
+	an, err := sqlbox.Analyze(ctx, req.SQL, map[string][]string{a.entry.Name: a.entry.FieldNames()})
 	if err != nil {
 		var qe *sqlbox.Error
-		if !errors.As(err, &qe) {
-			return Job{}, fmt.Errorf("analyse job: %w", err)
+		if errors.As(err, &qe) {
+			return a, err
 		}
+		return nil, fmt.Errorf("analyse job: %w", err)
+	}
+	a.analysis = &Analysis{
+		Tables: an.Tables, Fields: an.Fields[a.entry.Name], Functions: an.Functions,
+		Aggregate: an.Aggregate, Executed: an.SQL, CellSQL: an.CellSQL,
+	}
+	for _, o := range an.Outputs {
+		a.analysis.Outputs = append(a.analysis.Outputs, Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
+	}
+	if a.analysis.Fields == nil {
+		a.analysis.Fields = []string{}
+	}
+	agreements, err := s.candidates(ctx, a.now, p.Name, a.entry.Name)
+	if err != nil {
+		return nil, err
+	}
+	a.input = admissionInput(a.now, p, a.entry, a.version, agreements, req, a.code, a.analysis)
+	if a.decision, err = s.policy.Admit(ctx, a.input); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Explanation is what admission would decide for a request, without
+// recording or running anything: a dry run.
+type Explanation struct {
+	Analysis *Analysis               `json:"analysis"`
+	Input    policies.AdmissionInput `json:"input"`
+	Decision policies.Decision       `json:"decision"`
+}
+
+// Explain analyses and decides req for p as Submit would, and stops there.
+func (s *Service) Explain(ctx context.Context, p operators.Principal, req Request) (Explanation, error) {
+	a, err := s.admit(ctx, p, req)
+	var qe *sqlbox.Error
+	if errors.As(err, &qe) {
+		return Explanation{}, &InputError{Code: qe.Code, Msg: qe.Message}
+	}
+	if err != nil {
+		return Explanation{}, err
+	}
+	return Explanation{Analysis: a.analysis, Input: a.input, Decision: a.decision}, nil
+}
+
+// Submit analyses, admits and records a job for principal p. A job the policy
+// denies is stored in state denied with the policy's reasons; a malformed
+// request or SQL is refused with an *InputError and nothing is stored (SQL
+// the analysis refuses is recorded as an attempt).
+func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request) (Job, error) {
+	a, err := s.admit(ctx, p, req)
+	var qe *sqlbox.Error
+	if errors.As(err, &qe) {
 		// Refusals are recorded too: regulators want to see attempts.
 		if _, aerr := s.log.Append(ctx, audit.Event{
-			Kind: "job.refused", Principal: p.Name, Subject: "dataset/" + entry.Name,
-			Data: map[string]any{"code_sha256": code, "sql": req.SQL, "reason": qe.Code, "message": qe.Message},
+			Kind: "job.refused", Principal: p.Name, Subject: "dataset/" + a.entry.Name,
+			Data: map[string]any{"code_sha256": a.code, "sql": req.SQL, "reason": qe.Code, "message": qe.Message},
 		}); aerr != nil {
 			return Job{}, fmt.Errorf("record refusal: %w", aerr)
 		}
 		return Job{}, &InputError{Code: qe.Code, Msg: qe.Message}
 	}
-	analysis := &Analysis{
-		Tables: an.Tables, Fields: an.Fields[entry.Name], Functions: an.Functions,
-		Aggregate: an.Aggregate, Executed: an.SQL, CellSQL: an.CellSQL,
-	}
-	for _, o := range an.Outputs {
-		analysis.Outputs = append(analysis.Outputs, Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
-	}
-	if analysis.Fields == nil {
-		analysis.Fields = []string{}
-	}
-
-	now := s.now().UTC()
-	agreements, err := s.candidates(ctx, now, p.Name, entry.Name)
 	if err != nil {
 		return Job{}, err
 	}
-	decision, err := s.policy.Admit(ctx, admissionInput(now, p, entry, version, agreements, req, code, analysis))
-	if err != nil {
-		return Job{}, err
-	}
+	entry, version, code, analysis, decision, now := a.entry, a.version, a.code, a.analysis, a.decision, a.now
+	req.Purpose = strings.TrimSpace(req.Purpose)
 
 	submitted, err := s.log.Append(ctx, audit.Event{
 		Kind: "job.submitted", Principal: p.Name, Subject: "dataset/" + entry.Name,

@@ -139,15 +139,7 @@ type Limits struct {
 
 // Admit evaluates the admission policy for in.
 func (e *Engine) Admit(ctx context.Context, in AdmissionInput) (Decision, error) {
-	if in.Agreements == nil {
-		in.Agreements = []Agreement{}
-	}
-	if in.Dataset.SuspendedFields == nil {
-		in.Dataset.SuspendedFields = []string{}
-	}
-	if in.Job.Outputs == nil {
-		in.Job.Outputs = []Output{}
-	}
+	in = admissionDefaults(in)
 	var d Decision
 	if err := eval(ctx, e.admission, "admission", in, &d); err != nil {
 		return Decision{}, err

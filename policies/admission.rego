@@ -7,7 +7,11 @@ import rego.v1
 
 import data.dsbx.fields
 
-now_ns := time.parse_rfc3339_ns(input.now)
+# ns is an RFC 3339 time in nanoseconds; undefined (never an error) for
+# anything else, so a malformed time denies or holds instead of failing.
+ns(s) := time.parse_rfc3339_ns(s) if regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`, s)
+
+now_ns := ns(input.now)
 
 normalize(s) := lower(trim_space(s))
 
@@ -43,12 +47,12 @@ ended(a) if a.status == "expired"
 
 ended(a) if {
 	a.status == "active"
-	now_ns >= time.parse_rfc3339_ns(a.valid_until)
+	now_ns >= ns(a.valid_until)
 }
 
 problems contains {"id": a.id, "why": sprintf("agreement %d is not in force until %s", [a.id, a.valid_from])} if {
 	some a in input.agreements
-	now_ns < time.parse_rfc3339_ns(a.valid_from)
+	now_ns < ns(a.valid_from)
 }
 
 problems contains {"id": a.id, "why": msg} if {
@@ -72,12 +76,55 @@ problems contains {"id": a.id, "why": msg} if {
 	msg := sprintf("agreement %d allows %d jobs a day and %d were admitted today", [a.id, a.quotas.jobs_per_day, a.usage.jobs_today])
 }
 
+problems contains {"id": a.id, "why": msg} if {
+	some a in input.agreements
+	not valid_term(a)
+	msg := sprintf("agreement %d has no valid term (%q to %q); the platform must record it again", [a.id, a.valid_from, a.valid_until])
+}
+
+valid_term(a) if {
+	ns(a.valid_from)
+	ns(a.valid_until)
+}
+
+deny contains {"code": "no_time", "message": msg} if {
+	not now_ns
+	msg := sprintf("the time of the decision %q is not an RFC 3339 time; nothing is admitted without it", [input.now])
+}
+
 unusable(a) := {p.why | some p in problems; p.id == a.id}
 
 usable := [a | some a in candidates; count(unusable(a)) == 0]
 
-# The agreement the job runs under: the oldest usable one.
-agreement := usable[0] if count(usable) > 0
+# The agreement the job runs under: the oldest usable one that fits the job
+# (grants every field it reads, allows its kind of output, pins core data);
+# if none fits, the oldest usable one, whose denials then explain why.
+fitting := [a | some a in usable; fits(a)]
+
+fits(a) if {
+	every f in input.job.fields {
+		a.fields[f]
+	}
+	not aggregates_violation(a)
+	not core_violation(a)
+}
+
+aggregates_violation(a) if {
+	a.outputs.aggregates_only
+	not input.job.aggregate
+}
+
+core_violation(a) if {
+	input.dataset.grade == "core"
+	a.version == ""
+}
+
+agreement := fitting[0] if count(fitting) > 0
+
+agreement := usable[0] if {
+	count(fitting) == 0
+	count(usable) > 0
+}
 
 deny contains {"code": "dataset_closed", "message": msg} if {
 	input.dataset.open == "closed"
@@ -118,7 +165,7 @@ deny contains {"code": "agreement_not_found", "message": msg} if {
 }
 
 deny contains {"code": "purpose_not_covered", "message": msg} if {
-	count(input.agreements) > 0
+	count([a | some a in input.agreements; chosen(a)]) > 0
 	count(candidates) == 0
 	purposes := concat("; ", sort({p | some a in input.agreements; chosen(a); some p in a.purposes}))
 	msg := sprintf("purpose %q is not covered by any agreement on %s (agreed purposes: %s)", [input.job.purpose, input.dataset.name, purposes])
@@ -132,8 +179,7 @@ deny contains {"code": "agreement_unusable", "message": msg} if {
 }
 
 deny contains {"code": "aggregates_only", "message": msg} if {
-	agreement.outputs.aggregates_only
-	not input.job.aggregate
+	aggregates_violation(agreement)
 	msg := sprintf("agreement %d allows aggregate outputs only (GROUP BY with counts, sums, averages); this query returns rows", [agreement.id])
 }
 
@@ -141,8 +187,7 @@ deny contains {"code": "aggregates_only", "message": msg} if {
 deny contains r if some r in fields.deny
 
 deny contains {"code": "core_data_unpinned", "message": msg} if {
-	input.dataset.grade == "core"
-	agreement.version == ""
+	core_violation(agreement)
 	msg := sprintf("dataset %s is core data (核心数据): only an agreement that names the exact version may use it, and agreement %d covers whatever version is latest", [input.dataset.name, agreement.id])
 }
 

@@ -42,9 +42,15 @@ deny contains {"code": "field_personal_sensitive", "field": f, "message": msg} i
 
 # Generalising has a meaning for dates, times, numbers and region codes
 # (VARCHAR); other types would only come out empty.
-generalisable(t) if t in {"DATE", "TIMESTAMP", "INTEGER", "BIGINT", "DOUBLE", "VARCHAR"}
+generalisable(t) if t in {
+	"DATE", "VARCHAR", "FLOAT", "DOUBLE",
+	"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+	"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+}
 
 generalisable(t) if startswith(t, "DECIMAL")
+
+generalisable(t) if startswith(t, "TIMESTAMP")
 
 deny contains {"code": "form_not_applicable", "field": f, "message": msg} if {
 	some f in input.job.fields

@@ -29,6 +29,7 @@ type Engine struct {
 	admission rego.PreparedEvalQuery
 	release   rego.PreparedEvalQuery
 	hash      string
+	files     map[string][]byte
 }
 
 // Default returns the engine for the bundle built into the binary.
@@ -38,15 +39,22 @@ func Default(ctx context.Context) (*Engine, error) {
 
 // Load compiles every .rego file at the top of fsys (Rego v1 syntax).
 func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
-	names, err := fs.Glob(fsys, "*.rego")
+	all, err := fs.Glob(fsys, "*.rego")
 	if err != nil {
 		return nil, fmt.Errorf("policies: %w", err)
+	}
+	var names []string // the rules; *_test.rego files are tests, run by make test and opa test
+	for _, n := range all {
+		if !strings.HasSuffix(n, "_test.rego") {
+			names = append(names, n)
+		}
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("policies: no .rego files in the bundle")
 	}
 	sort.Strings(names)
 	h := sha256.New()
+	files := map[string][]byte{}
 	var opts []func(*rego.Rego)
 	for _, name := range names {
 		src, err := fs.ReadFile(fsys, name)
@@ -55,9 +63,10 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 		}
 		sum := sha256.Sum256(src)
 		fmt.Fprintf(h, "%s %x\n", path.Clean(name), sum)
+		files[path.Clean(name)] = src
 		opts = append(opts, rego.Module(name, string(src)))
 	}
-	e := &Engine{hash: "sha256:" + hex.EncodeToString(h.Sum(nil))}
+	e := &Engine{hash: "sha256:" + hex.EncodeToString(h.Sum(nil)), files: files}
 	prepare := func(query string) (rego.PreparedEvalQuery, error) {
 		args := append([]func(*rego.Rego){rego.Query(query), rego.SetRegoVersion(ast.RegoV1)}, opts...)
 		pq, err := rego.New(args...).PrepareForEval(ctx)
@@ -77,6 +86,10 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 
 // BundleHash identifies the bundle: SHA-256 over each file's name and hash.
 func (e *Engine) BundleHash() string { return e.hash }
+
+// Files returns the bundle's rule files by name; callers must not modify
+// them.
+func (e *Engine) Files() map[string][]byte { return e.files }
 
 // eval runs pq on input and decodes its single value into out.
 func eval(ctx context.Context, pq rego.PreparedEvalQuery, what string, input, out any) error {

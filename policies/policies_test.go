@@ -273,3 +273,14 @@ func TestAdmissionServesAgreedForm(t *testing.T) {
 		t.Fatalf("count(DISTINCT id_number) by district with id_number hashed: %+v %v", d, err)
 	}
 }
+
+// An agreement whose fields map is missing grants nothing: the field rules
+// must still fire.
+func TestAdmissionNilAgreementFieldsGrantNothing(t *testing.T) {
+	in := baseInput()
+	in.Agreements[0].Fields = nil
+	d, err := engine(t).Admit(context.Background(), in)
+	if err != nil || d.Allow || codes(d)[0] != "field_not_granted" {
+		t.Fatalf("agreement with no fields map: %+v %v", d, err)
+	}
+}

@@ -49,12 +49,7 @@ type ReleaseDecision struct {
 
 // Release evaluates the release policy for in.
 func (e *Engine) Release(ctx context.Context, in ReleaseInput) (ReleaseDecision, error) {
-	if in.Checks == nil {
-		in.Checks = []Check{}
-	}
-	if in.Dataset.SuspendedFields == nil {
-		in.Dataset.SuspendedFields = []string{}
-	}
+	in = releaseDefaults(in)
 	var d ReleaseDecision
 	if err := eval(ctx, e.release, "release", in, &d); err != nil {
 		return ReleaseDecision{}, err

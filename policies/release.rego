@@ -5,6 +5,10 @@ package dsbx.release
 
 import rego.v1
 
+# ns is an RFC 3339 time in nanoseconds; undefined (never an error) for
+# anything else, so a malformed time denies or holds instead of failing.
+ns(s) := time.parse_rfc3339_ns(s) if regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`, s)
+
 failed := [c | some c in input.checks; not c.passed]
 
 withdrawn contains {"code": "dataset_suspended", "message": msg} if {
@@ -23,9 +27,20 @@ withdrawn contains {"code": "agreement_withdrawn", "message": msg} if {
 	msg := sprintf("agreement %d is %s; results of jobs run under it are held", [input.agreement.id, input.agreement.status])
 }
 
+# A missing or malformed time holds the result rather than releasing it.
+withdrawn contains {"code": "agreement_withdrawn", "message": msg} if {
+	not times_valid
+	msg := sprintf("the time of the check (%q) or the end of agreement %d (%q) is not an RFC 3339 time; the result is held", [input.now, input.agreement.id, input.agreement.valid_until])
+}
+
+times_valid if {
+	ns(input.now)
+	ns(input.agreement.valid_until)
+}
+
 withdrawn contains {"code": "agreement_withdrawn", "message": msg} if {
 	input.agreement.status == "active"
-	time.parse_rfc3339_ns(input.now) >= time.parse_rfc3339_ns(input.agreement.valid_until)
+	ns(input.now) >= ns(input.agreement.valid_until)
 	msg := sprintf("agreement %d ended at %s; results of jobs run under it are held", [input.agreement.id, input.agreement.valid_until])
 }
 

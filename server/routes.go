@@ -15,7 +15,7 @@ const MaxUpload = 64 << 30
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "audit_size": s.log.Size(), "policy_bundle": s.policy.BundleHash()})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "audit_size": s.log.Size(), "policy_bundle": s.policy.Engine().BundleHash()})
 	})
 	mux.HandleFunc("GET /v1/whoami", s.auth(anyone, func(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 		writeJSON(w, http.StatusOK, p)
@@ -62,6 +62,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/agreements/{id}/suspend", s.auth(stewards, s.changeAgreement(operators.StatusSuspended)))
 	mux.HandleFunc("POST /v1/agreements/{id}/resume", s.auth(stewards, s.changeAgreement(operators.StatusActive)))
 	mux.HandleFunc("POST /v1/agreements/{id}/revoke", s.auth(stewards, s.changeAgreement(operators.StatusRevoked)))
+
+	mux.HandleFunc("GET /v1/policy", s.auth(anyone, s.currentBundle))
+	mux.HandleFunc("GET /v1/policy/bundles/{hash}", s.auth(anyone, s.getBundle))
+	mux.HandleFunc("POST /v1/policy/reload", s.auth(admins, s.reloadPolicies))
+	mux.HandleFunc("POST /v1/policy/explain", s.auth(requesters, s.explain))
 
 	mux.HandleFunc("POST /v1/jobs", s.auth(requesters, s.submitJob))
 	mux.HandleFunc("GET /v1/jobs", s.auth(anyone, s.listJobs))

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"database/sql"
@@ -29,8 +30,8 @@ type Config struct {
 	// Data is the data directory: state database, audit log, snapshots,
 	// quarantine and the admin token.
 	Data string
-	// Policies, if set, is a directory holding the Rego bundle to use instead
-	// of the built-in one.
+	// Policies, if set, is a directory or a .tar.gz holding the Rego bundle
+	// to use instead of the built-in one; ReloadPolicies reads it again.
 	Policies string
 	// Workers is how many jobs run at once (default 2).
 	Workers int
@@ -86,7 +87,8 @@ type Server struct {
 	catalog   *datasets.Catalog
 	directory *operators.Directory
 	jobs      *jobs.Service
-	policy    *policies.Engine
+	policy    *policies.Live
+	reloadMu  sync.Mutex // one reload at a time
 	handler   http.Handler
 	stopSweep context.CancelFunc
 	swept     chan struct{}
@@ -110,13 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data directory: %w", err)
 	}
-	var policy *policies.Engine
-	var err error
-	if cfg.Policies != "" {
-		policy, err = policies.Load(ctx, os.DirFS(cfg.Policies))
-	} else {
-		policy, err = policies.Default(ctx)
-	}
+	policy, err := loadPolicies(ctx, cfg.Policies)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, db: db, log: log, policy: policy,
+		cfg: cfg, db: db, log: log, policy: policies.NewLive(policy),
 		catalog:   datasets.NewCatalog(db, filepath.Join(cfg.Data, "datasets"), log),
 		directory: operators.NewDirectory(db, log),
 	}
@@ -143,7 +139,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.jobs = jobs.New(db, filepath.Join(cfg.Data, "quarantine"), secret, s.catalog, s.directory, policy, log)
+	s.jobs = jobs.New(db, filepath.Join(cfg.Data, "quarantine"), secret, s.catalog, s.directory, s.policy, log)
 	if cfg.Now != nil {
 		s.directory.SetClock(cfg.Now)
 		s.jobs.SetClock(cfg.Now)
@@ -152,6 +148,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.directory.SetResponseDays(cfg.ResponseDays)
 	}
 	if err := s.bootstrap(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.keepBundle(ctx, "", policy, "start"); err != nil {
 		s.Close()
 		return nil, err
 	}

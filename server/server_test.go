@@ -33,12 +33,16 @@ type platform struct {
 
 const purpose = "housing study"
 
-func start(t *testing.T) *platform {
+func start(t *testing.T, configure ...func(*Config)) *platform {
 	t.Helper()
 	ctx := context.Background()
 	p := &platform{clock: &atomic.Int64{}, data: t.TempDir()}
 	p.clock.Store(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).Unix())
-	srv, err := Open(ctx, Config{Data: p.data, Now: func() time.Time { return time.Unix(p.clock.Load(), 0).UTC() }})
+	cfg := Config{Data: p.data, Now: func() time.Time { return time.Unix(p.clock.Load(), 0).UTC() }}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	srv, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

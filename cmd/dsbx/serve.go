@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -29,12 +32,26 @@ func serveCmd() *cobra.Command {
 				return fmt.Errorf("listen on %s: %w (use --addr to pick another address)", addr, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "dsbx serving http://%s (data %s; admin token in %s)\n", l.Addr(), cfg.Data, filepath.Join(cfg.Data, server.AdminTokenFile))
+			// SIGHUP reloads the policies, as 'dsbx policy reload' does.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					hash, err := srv.ReloadPolicies(cmd.Context(), "")
+					if err != nil {
+						fmt.Fprintln(cmd.ErrOrStderr(), "dsbx: reload policies:", err)
+						continue
+					}
+					fmt.Fprintln(cmd.ErrOrStderr(), "dsbx: policies in force:", hash)
+				}
+			}()
 			return srv.Serve(cmd.Context(), l)
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Data, "data", "dsbx-data", "data directory (state, audit log, snapshots, quarantine)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8686", "address to listen on")
-	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory with a Rego bundle to use instead of the built-in one")
+	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory or .tar.gz with a Rego bundle to use instead of the built-in one (reloaded on SIGHUP or 'dsbx policy reload')")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once")
 	cmd.Flags().IntVar(&cfg.ResponseDays, "response-days", operators.ResponseDays, "working days providers have to answer an application")
 	return cmd

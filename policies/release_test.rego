@@ -1,0 +1,209 @@
+# Unit tests of release.rego: the outcome from the disclosure checks, and
+# every reason a result is withdrawn, each with a near miss that releases.
+# Run by `go test ./policies` (TestRegoUnitTests) and by `opa test policies/`.
+package dsbx.release_test
+
+import rego.v1
+
+import data.dsbx.release
+
+# --- Fixtures: the input the Go side builds (ReleaseInput's json tags). ---
+
+agreement7 := {
+	"id": 7,
+	"kind": "data-use",
+	"provider": "Hangzhou Civil Affairs",
+	"version": "",
+	"fields": {"district": "raw", "income": "raw", "id_number": "hashed"},
+	"purposes": ["Elderly care planning"],
+	"outputs": {"aggregates_only": false, "min_cell_count": 0},
+	"quotas": {"max_jobs": 0, "jobs_per_day": 0},
+	"usage": {"jobs": 1, "jobs_today": 1},
+	"valid_from": "2026-01-01T00:00:00+08:00",
+	"valid_until": "2027-01-01T00:00:00+08:00",
+	"status": "active",
+}
+
+passed_checks := [
+	{"name": "min_cell_count", "passed": true, "detail": ""},
+	{"name": "direct_identifiers", "passed": true, "detail": ""},
+]
+
+# A result of a job over district and income that passed every check, under
+# an agreement still in force, on a dataset still active.
+base := {
+	"now": "2026-11-23T09:00:00Z",
+	"job": {
+		"kind": "sql",
+		"purpose": "Elderly care planning",
+		"code_sha256": "",
+		"tables": ["population"],
+		"fields": ["district", "income"],
+		"functions": [],
+		"aggregate": true,
+		"agreement_id": 7,
+		"outputs": [],
+	},
+	"result": {"rows": 12, "bytes": 480, "sha256": "", "columns": ["district", "avg_income"]},
+	"checks": passed_checks,
+	"dataset": {
+		"name": "population",
+		"version": "abcdef0123456789",
+		"open": "conditional",
+		"grade": "important",
+		"status": "active",
+		"suspended_fields": [],
+		"version_status": "active",
+		"fields": [],
+	},
+	"agreement": agreement7,
+}
+
+# --- Variants. ---
+
+with_checks(cs) := object.union(base, {"checks": cs})
+
+with_dataset(patch) := object.union(base, {"dataset": patch})
+
+with_agreement(patch) := object.union(base, {"agreement": patch})
+
+with_now(now) := object.union(base, {"now": now})
+
+# --- Helpers. ---
+
+decide(inp) := d if {
+	d := release.decision with input as inp
+}
+
+released(inp) if {
+	d := decide(inp)
+	d.outcome == "release"
+	d.reasons == []
+}
+
+# Held with exactly one reason, of code c, its message containing text.
+held_for(inp, c, text) if {
+	d := decide(inp)
+	d.outcome == "hold"
+	count(d.reasons) == 1
+	d.reasons[0].code == c
+	contains(d.reasons[0].message, text)
+}
+
+# --- Outcome from the checks. ---
+
+test_all_checks_passed_released if {
+	released(base)
+	released(with_checks([{"name": "min_cell_count", "passed": true, "detail": "all 12 cells ≥ 10"}]))
+}
+
+test_failed_check_held_with_its_detail if {
+	inp := with_checks([
+		{"name": "min_cell_count", "passed": false, "detail": "3 cells below 10"},
+		{"name": "direct_identifiers", "passed": true, "detail": ""},
+	])
+	d := decide(inp)
+	d.outcome == "hold"
+	d.reasons == [{"code": "min_cell_count", "message": "3 cells below 10"}]
+}
+
+test_every_failed_check_is_a_reason if {
+	inp := with_checks([
+		{"name": "min_cell_count", "passed": false, "detail": "3 cells below 10"},
+		{"name": "direct_identifiers", "passed": false, "detail": "column who looks like 身份证号"},
+	])
+	d := decide(inp)
+	d.outcome == "hold"
+	d.reasons == [
+		{"code": "min_cell_count", "message": "3 cells below 10"},
+		{"code": "direct_identifiers", "message": "column who looks like 身份证号"},
+	]
+}
+
+test_check_without_verdict_held if {
+	# A check that does not say it passed did not pass.
+	d := decide(with_checks([{"name": "min_cell_count", "detail": "not run"}]))
+	d.outcome == "hold"
+	d.reasons == [{"code": "min_cell_count", "message": "not run"}]
+}
+
+test_no_checks_held if {
+	d := decide(with_checks([]))
+	d.outcome == "hold"
+	d.reasons == []
+}
+
+# --- Defaults. ---
+
+test_default_outcome_hold if {
+	release.outcome == "hold" with input as {}
+	release.outcome == "hold" with input as with_checks([])
+}
+
+test_default_outcome_not_used_when_released if {
+	release.outcome == "release" with input as base
+}
+
+# --- dataset_suspended ---
+
+test_dataset_suspended_held if {
+	held_for(with_dataset({"status": "suspended"}), "dataset_suspended", "dataset population was suspended after an objection (异议) was upheld")
+}
+
+test_dataset_suspended_not_for_active_dataset if {
+	released(with_dataset({"status": "active"}))
+}
+
+# --- field_suspended ---
+
+test_used_field_suspended_held if {
+	held_for(with_dataset({"suspended_fields": ["income"]}), "field_suspended", "field income of population was suspended")
+}
+
+test_unused_field_suspended_released if {
+	released(with_dataset({"suspended_fields": ["id_number", "name"]}))
+}
+
+# --- agreement_withdrawn ---
+
+test_agreement_revoked_held if {
+	held_for(with_agreement({"status": "revoked"}), "agreement_withdrawn", "agreement 7 is revoked; results of jobs run under it are held")
+}
+
+test_agreement_suspended_held if {
+	held_for(with_agreement({"status": "suspended"}), "agreement_withdrawn", "agreement 7 is suspended")
+}
+
+test_agreement_expired_held if {
+	held_for(with_agreement({"status": "expired"}), "agreement_withdrawn", "agreement 7 is expired")
+}
+
+test_agreement_ended_held if {
+	# valid_until is the first instant no longer covered.
+	held_for(with_now("2026-12-31T16:00:00Z"), "agreement_withdrawn", "agreement 7 ended at 2027-01-01T00:00:00+08:00")
+	held_for(with_now("2026-12-31T16:00:01Z"), "agreement_withdrawn", "ended at")
+}
+
+test_agreement_active_until_just_before_valid_until_released if {
+	released(with_now("2026-12-31T15:59:59Z"))
+	released(with_now("2026-12-31T15:59:59.999999999Z"))
+}
+
+# --- Reasons together. ---
+
+test_failed_checks_then_withdrawals if {
+	inp := object.union(
+		with_checks([{"name": "min_cell_count", "passed": false, "detail": "3 cells below 10"}]),
+		{"agreement": {"status": "revoked"}, "dataset": {"status": "suspended"}},
+	)
+	d := decide(inp)
+	d.outcome == "hold"
+	count(d.reasons) == 3
+	d.reasons[0] == {"code": "min_cell_count", "message": "3 cells below 10"}
+	{r.code | some r in array.slice(d.reasons, 1, 3)} == {"agreement_withdrawn", "dataset_suspended"}
+}
+
+test_malformed_times_held if {
+	held_for(with_now("not a time"), "agreement_withdrawn", "is not an RFC 3339 time")
+	held_for(with_agreement({"valid_until": "2027-01-01"}), "agreement_withdrawn", "is not an RFC 3339 time")
+}

@@ -1,0 +1,113 @@
+package policies
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+	"testing/fstest"
+)
+
+// MaxBundle bounds the size of one policy file read from a tarball.
+const MaxBundle = 4 << 20
+
+// LoadPath loads the bundle in a directory, or in a .tar.gz / .tgz tarball
+// whose top level (or single top directory) holds the .rego files.
+func LoadPath(ctx context.Context, p string) (*Engine, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	if st.IsDir() {
+		return Load(ctx, os.DirFS(p))
+	}
+	if !strings.HasSuffix(p, ".tar.gz") && !strings.HasSuffix(p, ".tgz") {
+		return nil, fmt.Errorf("policies: %s is neither a directory nor a .tar.gz bundle", p)
+	}
+	fsys, err := readTarball(p)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %s: %w", p, err)
+	}
+	return Load(ctx, fsys)
+}
+
+// readTarball reads the .rego files of a gzipped tarball into memory,
+// flattening a single top directory.
+func readTarball(p string) (fs.FS, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	tr := tar.NewReader(zr)
+	files := fstest.MapFS{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".rego") {
+			continue
+		}
+		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+		dir, base := path.Split(name)
+		if strings.HasPrefix(name, "..") || strings.Count(dir, "/") > 1 {
+			continue // escaping, or deeper than one top directory: not part of the bundle
+		}
+		name = base
+		if _, dup := files[name]; dup {
+			return nil, fmt.Errorf("%s appears twice", name)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, MaxBundle+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > MaxBundle {
+			return nil, fmt.Errorf("%s is larger than %d bytes", name, MaxBundle)
+		}
+		files[name] = &fstest.MapFile{Data: b, Mode: 0o444}
+	}
+	return files, nil
+}
+
+// Live is the engine in force, replaced whole when policies are reloaded;
+// decisions taken by the engine in force carry its bundle hash. It is safe
+// for concurrent use.
+type Live struct{ e atomic.Pointer[Engine] }
+
+// NewLive returns a Live holding e.
+func NewLive(e *Engine) *Live {
+	l := &Live{}
+	l.e.Store(e)
+	return l
+}
+
+// Engine returns the engine in force.
+func (l *Live) Engine() *Engine { return l.e.Load() }
+
+// Swap puts e in force and returns the engine it replaces.
+func (l *Live) Swap(e *Engine) *Engine { return l.e.Swap(e) }
+
+// Admit evaluates admission with the engine in force.
+func (l *Live) Admit(ctx context.Context, in AdmissionInput) (Decision, error) {
+	return l.Engine().Admit(ctx, in)
+}
+
+// Release evaluates release with the engine in force.
+func (l *Live) Release(ctx context.Context, in ReleaseInput) (ReleaseDecision, error) {
+	return l.Engine().Release(ctx, in)
+}
