@@ -48,7 +48,7 @@ func readTarball(p string) (fs.FS, error) {
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("not a gzip file: %w", err)
 	}
 	tr := tar.NewReader(zr)
 	files := fstest.MapFS{}
