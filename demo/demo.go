@@ -181,9 +181,17 @@ func (d *walk) run(ctx context.Context) error {
 		d.say("      %s", line)
 	}
 
-	d.title("A query touching a field outside the agreement: denied by policy, with the reason")
-	denied, err := d.job(ctx, operator, purpose,
-		"SELECT district, count(*) AS residents FROM population WHERE name LIKE '王%' GROUP BY district")
+	d.title("A query touching a field outside the agreement: a dry run explains, then policy denies it")
+	nameQuery := "SELECT district, count(*) AS residents FROM population WHERE name LIKE '王%' GROUP BY district"
+	ex, err := operator.Explain(ctx, jobs.Request{Dataset: "population", SQL: nameQuery, Purpose: purpose})
+	if err != nil {
+		return err
+	}
+	d.say("    dry run (dsbx policy explain), nothing recorded: allow=%v", ex.Decision.Allow)
+	for _, r := range ex.Decision.Reasons {
+		d.say("      would deny: %s: %s", r.Code, r.Message)
+	}
+	denied, err := d.job(ctx, operator, purpose, nameQuery)
 	if err != nil {
 		return err
 	}
