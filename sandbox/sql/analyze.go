@@ -16,7 +16,7 @@ type Analysis struct {
 	Fields    map[string][]string // per referenced table, the dataset fields the query references, sorted and unique
 	Functions []string            // lower-case function names, sorted and unique (count(*) appears as count_star)
 	Aggregate bool                // the top-level query is one SELECT that groups, or whose select list is all aggregates and constants
-	Outputs   []Output            // the top-level select list in order (empty for set operations)
+	Outputs   []Output            // the top-level select list in order; for a set operation, the first branch's, each with the fields of every branch's matching column
 	SQL       string              // the statement as DuckDB re-serialized it; this, not the submitted text, is what runs
 	CellSQL   string              // for Aggregate queries, SQL with count(*) AS __dsbx_cell_n appended to the select list; "" otherwise
 }
@@ -80,18 +80,18 @@ func Analyze(ctx context.Context, query string, tables map[string][]string) (*An
 		Functions: slices.Sorted(maps.Keys(w.funcs)),
 		SQL:       rendered,
 	}
-	if typ, _ := top["type"].(string); typ == "SELECT_NODE" {
-		list, _ := top["select_list"].([]any)
+	if selects, _, _ := outputSelects(top); len(selects) > 0 {
+		list, _ := selects[0]["select_list"].([]any)
 		for i, item := range list {
-			name, err := outputName(ctx, p.db, top, item)
+			name, err := outputName(ctx, p.db, selects[0], item)
 			if err != nil {
 				return nil, err
 			}
 			fields, aggregated := res.output(i)
 			a.Outputs = append(a.Outputs, Output{Name: name, Fields: fields, Aggregated: aggregated})
 		}
-		a.Aggregate = isAggregate(top, p.aggregates)
 	}
+	a.Aggregate = isAggregate(top, p.aggregates)
 	if a.Aggregate {
 		list, _ := top["select_list"].([]any)
 		top["select_list"] = append(slices.Clip(list), p.countStar)
@@ -184,6 +184,9 @@ func aggregateItem(v any, aggregates map[string]bool) (ok, agg bool) {
 			}
 			if setReturning[name] {
 				return false, false
+			}
+			if receiver, optional := methodReceiver(x); receiver != nil && !optional {
+				return false, false // x.f() reads the column x
 			}
 		}
 		ok = true

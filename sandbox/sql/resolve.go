@@ -32,20 +32,45 @@ type field struct{ table, name string }
 
 // resolution is a walker's references resolved against a schema.
 type resolution struct {
-	s       *schema
-	w       *walker
-	used    map[string]bool  // lower-case dataset tables referenced
-	direct  [][]field        // per ref, the dataset fields it names itself
-	via     [][]string       // per ref, the defined names (aliases) it names
-	byScope map[string][]int // scope name → refs inside it
+	s         *schema
+	w         *walker
+	used      map[string]bool       // lower-case dataset tables referenced
+	relations map[string][]relation // table name or alias → the dataset tables it may stand for
+	ambiguous map[string]bool       // relation names that may also stand for a CTE or subquery
+	direct    [][]field             // per ref, the dataset fields it names itself
+	via       [][]string            // per ref, the defined names (aliases) it names
+	byScope   map[string][]int      // scope name → refs inside it
+}
+
+// relation is one dataset table a relation name may stand for.
+type relation struct {
+	table   string // lower case
+	renamed bool   // referenced with a column alias list, so its column names say nothing
 }
 
 // resolve checks tables (and, with checkFields, columns) and resolves every reference.
 func (s *schema) resolve(w *walker, checkFields bool) (*resolution, *Error) {
-	r := &resolution{s: s, w: w, used: map[string]bool{}, byScope: map[string][]int{}}
-	relations := map[string]string{} // table name or alias → lower-case dataset table
+	r := &resolution{s: s, w: w, used: map[string]bool{}, relations: map[string][]relation{}, ambiguous: map[string]bool{}, byScope: map[string][]int{}}
+	relations := r.relations
+	add := func(name string, rel relation) {
+		if !slices.Contains(relations[name], rel) {
+			relations[name] = append(relations[name], rel)
+		}
+	}
+	// A CTE may share a dataset table's name, and an alias may be given to
+	// a dataset table in one place and to a CTE or subquery in another:
+	// such names are followed both ways.
+	for name := range w.ctes {
+		r.ambiguous[name] = true
+	}
+	for name := range w.relAliases {
+		r.ambiguous[name] = true
+	}
 	var renamed []string
 	for _, t := range w.tables {
+		if w.ctes[t.name] && t.alias != "" {
+			r.ambiguous[t.alias] = true
+		}
 		if _, ok := s.canon[t.name]; !ok {
 			if w.ctes[t.name] {
 				continue
@@ -53,11 +78,11 @@ func (s *schema) resolve(w *walker, checkFields bool) (*resolution, *Error) {
 			return nil, refuse(CodeUnknownTable, "table %q does not exist; available tables: %s", t.written, strings.Join(s.tableList(), ", "))
 		}
 		r.used[t.name] = true
-		relations[t.name] = t.name
+		add(t.name, relation{t.name, t.renamed})
 		if t.alias != "" {
-			relations[t.alias] = t.name
+			add(t.alias, relation{t.name, t.renamed})
 		}
-		if t.renamed {
+		if t.renamed && !slices.Contains(renamed, t.name) {
 			renamed = append(renamed, t.name)
 		}
 	}
@@ -65,25 +90,20 @@ func (s *schema) resolve(w *walker, checkFields bool) (*resolution, *Error) {
 		for _, sc := range ref.scopes {
 			r.byScope[sc] = append(r.byScope[sc], i)
 		}
+	}
+	for _, ref := range w.refs {
 		var direct []field
 		var via []string
 		switch {
 		case ref.star && ref.relation != "":
-			if t, ok := relations[ref.relation]; ok {
-				direct = s.all(t)
-			} else {
-				via = append(via, ref.relation)
-			}
+			direct, via = r.whole(ref.relation)
 		case ref.star:
 			for _, rel := range ref.from {
-				if t, ok := relations[rel]; ok {
-					direct = append(direct, s.all(t)...)
-				} else {
-					via = append(via, rel)
-				}
+				d, v := r.whole(rel)
+				direct, via = append(direct, d...), append(via, v...)
 			}
 		default:
-			d, v, e := r.column(ref, relations, checkFields)
+			d, v, e := r.column(ref, checkFields)
 			if e != nil {
 				return nil, e
 			}
@@ -102,19 +122,56 @@ func (s *schema) resolve(w *walker, checkFields bool) (*resolution, *Error) {
 	return r, nil
 }
 
+// whole resolves a relation name standing for all its columns (a star): every
+// field of the dataset tables it names, and the CTE or subquery it names.
+func (r *resolution) whole(name string) ([]field, []string) {
+	var direct []field
+	var via []string
+	for _, rel := range r.relations[name] {
+		direct = append(direct, r.s.all(rel.table)...)
+	}
+	if len(r.relations[name]) == 0 || r.ambiguous[name] {
+		via = append(via, name)
+	}
+	return direct, via
+}
+
 // column resolves one column reference.
-func (r *resolution) column(ref ref, relations map[string]string, checkFields bool) ([]field, []string, *Error) {
+func (r *resolution) column(ref ref, checkFields bool) ([]field, []string, *Error) {
 	s := r.s
 	names := ref.names
 	last := names[len(names)-1]
+	var via []string
+	// A qualifier that names a column is a struct the field is taken from
+	// (s.income, where s may be CAST(ROW(id_number) AS STRUCT(income ...))).
+	for _, n := range names[:len(names)-1] {
+		if r.w.columns[n] && !slices.Contains(via, n) {
+			via = append(via, n)
+		}
+	}
 	if len(names) >= 2 {
-		if t, ok := relations[names[len(names)-2]]; ok {
-			if _, ok := s.fields[t][last]; ok {
-				return []field{{t, last}}, nil, nil
+		q := names[len(names)-2]
+		if rels, ok := r.relations[q]; ok {
+			var direct []field
+			for _, rel := range rels {
+				if rel.renamed {
+					// t AS x(a, b): x.a may be any of t's fields.
+					direct = append(direct, s.all(rel.table)...)
+				} else if _, ok := s.fields[rel.table][last]; ok {
+					direct = append(direct, field{rel.table, last})
+				}
 			}
-			if r.w.defined[last] || !checkFields {
-				return nil, []string{last}, nil
+			if r.ambiguous[q] {
+				via = append(via, q)
+				via = r.byName(last, via)
 			}
+			if len(direct) > 0 || r.ambiguous[q] {
+				return direct, via, nil
+			}
+			if r.w.defined[last] || !checkFields || ref.optional {
+				return nil, r.byName(last, append(via, last)), nil
+			}
+			t := rels[0].table
 			return nil, nil, refuse(CodeUnknownField, "column %q: table %s has no field %q; its fields: %s",
 				ref.written, s.canon[t], last, strings.Join(s.order[t], ", "))
 		}
@@ -128,16 +185,16 @@ func (r *resolution) column(ref ref, relations map[string]string, checkFields bo
 		}
 	}
 	if len(names) == 1 && len(direct) == 0 {
-		if t, ok := relations[last]; ok {
+		if _, ok := r.relations[last]; ok {
 			// A table used as a value is the whole row as a struct.
-			return s.all(t), nil, nil
+			d, v := r.whole(last)
+			return d, append(via, v...), nil
 		}
 	}
-	var via []string
 	if r.w.defined[last] {
-		via = []string{last}
+		via = append(via, last)
 	}
-	if len(direct) == 0 && len(via) == 0 && checkFields {
+	if len(direct) == 0 && len(via) == 0 && checkFields && !ref.optional {
 		var known []string
 		for _, t := range r.tableList() {
 			known = append(known, s.canon[t]+": "+strings.Join(s.order[t], ", "))
@@ -147,7 +204,20 @@ func (r *resolution) column(ref ref, relations map[string]string, checkFields bo
 		}
 		return nil, nil, refuse(CodeUnknownField, "column %q does not exist in the referenced tables (%s)", ref.written, strings.Join(known, "; "))
 	}
-	return direct, via, nil
+	return direct, r.byName(last, via), nil
+}
+
+// byName adds to via what else a column named name may hold: the unaliased
+// column references of that name in select lists, and whatever unnest or a
+// pattern-renamed star may have named so.
+func (r *resolution) byName(name string, via []string) []string {
+	if r.w.bare[name] && !slices.Contains(via, name) {
+		via = append(via, name)
+	}
+	if len(r.byScope[wildcardScope]) > 0 && !slices.Contains(via, wildcardScope) {
+		via = append(via, wildcardScope)
+	}
+	return via
 }
 
 // all lists every field of table t.
@@ -200,7 +270,7 @@ func (r *resolution) output(i int) ([]string, bool) {
 	set := map[string]bool{}
 	aggregated := true
 	for k, ref := range r.w.refs {
-		if ref.output != i {
+		if ref.output != i && ref.output != allOutputs {
 			continue
 		}
 		fs := map[string]bool{}
