@@ -18,24 +18,67 @@ import (
 // MaxBundle bounds the size of one policy file read from a tarball.
 const MaxBundle = 4 << 20
 
-// LoadPath loads the bundle in a directory, or in a .tar.gz / .tgz tarball
-// whose top level (or single top directory) holds the .rego files.
+// LoadPath loads the built-in bundle overlaid with the .rego files of a
+// directory, or of a .tar.gz / .tgz tarball whose top level (or single top
+// directory) holds them: a file replaces the built-in file of the same name
+// (admission.rego, fields.rego, release.rego), any other file adds rules.
+// An empty file of a built-in name removes that file's rules. The result
+// must decide every bundled example as expected (CheckExamples).
 func LoadPath(ctx context.Context, p string) (*Engine, error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("policies: %w", err)
 	}
-	if st.IsDir() {
-		return Load(ctx, os.DirFS(p))
-	}
-	if !strings.HasSuffix(p, ".tar.gz") && !strings.HasSuffix(p, ".tgz") {
+	var over fs.FS
+	switch {
+	case st.IsDir():
+		over = os.DirFS(p)
+	case strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz"):
+		if over, err = readTarball(p); err != nil {
+			return nil, fmt.Errorf("policies: %s: %w", p, err)
+		}
+	default:
 		return nil, fmt.Errorf("policies: %s is neither a directory nor a .tar.gz bundle", p)
 	}
-	fsys, err := readTarball(p)
+	merged, err := overlay(bundle, over)
 	if err != nil {
 		return nil, fmt.Errorf("policies: %s: %w", p, err)
 	}
-	return Load(ctx, fsys)
+	e, err := Load(ctx, merged)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.CheckExamples(ctx); err != nil {
+		return nil, fmt.Errorf("policies: %s breaks the bundled examples: %w", p, err)
+	}
+	return e, nil
+}
+
+// overlay returns the top-level .rego files of base replaced and extended
+// by those of over; empty files are left out.
+func overlay(base, over fs.FS) (fs.FS, error) {
+	out := fstest.MapFS{}
+	for _, fsys := range []fs.FS{base, over} {
+		names, err := fs.Glob(fsys, "*.rego")
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if strings.HasSuffix(n, "_test.rego") {
+				continue
+			}
+			src, err := fs.ReadFile(fsys, n)
+			if err != nil {
+				return nil, err
+			}
+			if len(strings.TrimSpace(string(src))) == 0 {
+				delete(out, n)
+				continue
+			}
+			out[n] = &fstest.MapFile{Data: src, Mode: 0o444}
+		}
+	}
+	return out, nil
 }
 
 // readTarball reads the .rego files of a gzipped tarball into memory,

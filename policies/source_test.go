@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeTarball writes files (name → content) into a .tar.gz at path.
@@ -105,5 +106,41 @@ func TestLoadPathTarballAndDirectory(t *testing.T) {
 		if _, err := LoadPath(ctx, setup()); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: err = %v", name, err)
 		}
+	}
+}
+
+// TestLoadPathOverlaysTheBuiltInBundle: a deployment adds a rule in its own
+// file, or replaces a built-in file, without copying the rest.
+func TestLoadPathOverlaysTheBuiltInBundle(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "local.rego"), []byte(`package dsbx.admission
+
+import rego.v1
+
+deny contains {"code": "night_freeze", "message": "no jobs during the year-end freeze"} if {
+	startswith(input.now, "2026-12-31")
+}
+`), 0o644)
+	e, err := LoadPath(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.Files()["fields.rego"]; !ok || len(e.Files()) != 4 {
+		t.Fatalf("overlay files: %v", len(e.Files()))
+	}
+	in := baseInput()
+	if d, _ := e.Admit(ctx, in); !d.Allow {
+		t.Fatalf("an ordinary day is denied: %+v", d.Reasons)
+	}
+	in.Now = time.Date(2026, 12, 31, 9, 0, 0, 0, time.UTC)
+	if d, _ := e.Admit(ctx, in); d.Allow || codes(d)[0] != "night_freeze" {
+		t.Fatalf("the added rule did not deny: %+v", d)
+	}
+	// Replacing release.rego with an empty file removes it: the bundle no
+	// longer decides release, which CheckExamples reports.
+	os.WriteFile(filepath.Join(dir, "release.rego"), nil, 0o644)
+	if _, err := LoadPath(ctx, dir); err == nil || !strings.Contains(err.Error(), "release") {
+		t.Fatalf("bundle without release rules: %v", err)
 	}
 }

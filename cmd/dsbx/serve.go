@@ -51,7 +51,7 @@ func serveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cfg.Data, "data", "dsbx-data", "data directory (state, audit log, snapshots, quarantine)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8686", "address to listen on")
-	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory or .tar.gz with a Rego bundle to use instead of the built-in one (reloaded on SIGHUP or 'dsbx policy reload')")
+	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory or .tar.gz of .rego files overlaying the built-in bundle (same name replaces, new name adds); reloaded on SIGHUP or 'dsbx policy reload'")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once")
 	cmd.Flags().IntVar(&cfg.ResponseDays, "response-days", operators.ResponseDays, "working days providers have to answer an application")
 	return cmd
