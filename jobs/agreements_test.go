@@ -3,7 +3,9 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +242,53 @@ func TestJobSeesAgreedForms(t *testing.T) {
 	denied, err := p.svc.Submit(ctx, beta, Request{Dataset: "people", SQL: "SELECT id_number, district FROM people", Purpose: testPurpose})
 	if err != nil || denied.State != StateDenied || !strings.Contains(strings.Join(reasonCodes(denied), "\n"), "direct_identifier_output: output column id_number carries id_number") {
 		t.Fatalf("hashed identifier as output: %s %v %v", denied.State, reasonCodes(denied), err)
+	}
+}
+
+// TestRunReportIsAudited: the job's resource report (rows scanned, peak
+// memory, CPU and query time) is in its record and in the audit log.
+func TestRunReportIsAudited(t *testing.T) {
+	p := newPlatform(t)
+	acme := p.principal(t, "acme")
+	p.start(t)
+	j := p.submit(t, acme, countOnly)
+	got := p.wait(t, acme, j.ID)
+	if got.Run == nil || got.Run.RowsScanned != peopleRows || got.Run.QueryMS < 0 || got.Run.CPUMS < 0 {
+		t.Fatalf("run report %+v, want %d rows scanned", got.Run, peopleRows)
+	}
+	for _, e := range p.entries(t) {
+		if e.Kind == "job.ran" && e.Subject == j.subject() {
+			var d struct {
+				Run RunReport `json:"run"`
+			}
+			if err := json.Unmarshal(e.Data, &d); err != nil || d.Run.RowsScanned != peopleRows {
+				t.Fatalf("job.ran data %s: %v", e.Data, err)
+			}
+			return
+		}
+	}
+	t.Fatal("no job.ran entry")
+}
+
+// TestClaimIsFairBetweenOperators: while acme has a job running, beta's
+// later job is taken before acme's next one.
+func TestClaimIsFairBetweenOperators(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	p.agree(t, "beta", operators.Approval{})
+	acme, beta := p.principal(t, "acme"), p.principal(t, "beta")
+	a1 := p.submit(t, acme, countOnly)
+	a2 := p.submit(t, acme, byDistrict)
+	b1 := p.submit(t, beta, countOnly)
+	var order []int64
+	for range 3 {
+		j, ok, err := p.svc.claim(ctx)
+		if err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		order = append(order, j.ID)
+	}
+	if want := []int64{a1.ID, b1.ID, a2.ID}; !slices.Equal(order, want) {
+		t.Fatalf("claimed %v, want %v (acme, then beta, then acme again)", order, want)
 	}
 }

@@ -87,7 +87,12 @@ type Output struct {
 type RunReport struct {
 	Rows   int64 `json:"rows"`
 	Bytes  int64 `json:"bytes"`
-	WallMS int64 `json:"wall_ms"`
+	WallMS int64 `json:"wall_ms"` // loading the view, running, writing the result
+	// What the query itself used, as DuckDB's profiler measured it.
+	RowsScanned int64 `json:"rows_scanned"`
+	PeakMemory  int64 `json:"peak_memory_bytes"`
+	CPUMS       int64 `json:"cpu_ms"`
+	QueryMS     int64 `json:"query_ms"`
 }
 
 // Result is the quarantined output.

@@ -94,12 +94,17 @@ func (s *Service) work(ctx context.Context) {
 	}
 }
 
-// claim moves the oldest queued job to running, recording the start.
+// claim moves a queued job to running, recording the start. It is fair
+// between operators: it takes the oldest queued job of the operator with the
+// fewest jobs running, so one operator's heavy or many jobs do not hold the
+// workers while others wait.
 func (s *Service) claim(ctx context.Context) (Job, bool, error) {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
 	var id int64
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM jobs WHERE state = ? ORDER BY id LIMIT 1`, StateQueued).Scan(&id)
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM jobs q WHERE state = ?
+		ORDER BY (SELECT count(*) FROM jobs r WHERE r.state = ? AND r.operator = q.operator), id LIMIT 1`,
+		StateQueued, StateRunning).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, false, nil
 	}
@@ -146,7 +151,9 @@ func (s *Service) execute(ctx context.Context, j Job) error {
 		j.Error = err.Error()
 		return s.step(ctx, &j, "job.failed", StateFailed, map[string]any{"error": j.Error})
 	}
-	j.Run = &RunReport{Rows: report.Rows, Bytes: report.Bytes, WallMS: report.Wall.Milliseconds()}
+	rs := report.Resources
+	j.Run = &RunReport{Rows: report.Rows, Bytes: report.Bytes, WallMS: report.Wall.Milliseconds(),
+		RowsScanned: rs.RowsScanned, PeakMemory: rs.PeakMemory, CPUMS: rs.CPU.Milliseconds(), QueryMS: rs.Query.Milliseconds()}
 	j.Result = &Result{SHA256: report.SHA256, Rows: report.Rows, Bytes: report.Bytes}
 	for _, c := range report.Columns {
 		j.Result.Columns = append(j.Result.Columns, c.Name)

@@ -20,6 +20,15 @@ type lockSettings struct {
 	tempDir  string   // temp_directory; "" disables spilling
 	tempSize string   // max_temp_directory_size
 	allowed  []string // allowed_paths: the only files the database may touch once external access is off
+	profile  bool     // keep the metrics of the last query for the job's resource report
+}
+
+// profileStatements turn on DuckDB's profiler without output: the metrics
+// of the last query stay on the connection for the resource report.
+var profileStatements = []string{
+	"SET enable_profiling = 'no_output'",
+	"SET profiling_mode = 'standard'",
+	`SET custom_profiling_settings = '{"CPU_TIME": "true", "CUMULATIVE_ROWS_SCANNED": "true", "SYSTEM_PEAK_BUFFER_MEMORY": "true", "ROWS_RETURNED": "true", "LATENCY": "true"}'`,
 }
 
 // lockdownStatements returns, in the order DESIGN.md prescribes, the SET statements
@@ -36,6 +45,9 @@ func lockdownStatements(s lockSettings) []string {
 		"SET memory_limit = " + literal(s.memory),
 		"SET temp_directory = " + literal(s.tempDir),
 		"SET max_temp_directory_size = " + literal(s.tempSize),
+	}
+	if s.profile {
+		stmts = append(stmts, profileStatements...)
 	}
 	if len(s.allowed) > 0 {
 		paths := make([]string, len(s.allowed))

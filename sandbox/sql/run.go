@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,7 @@ type Report struct {
 	Columns    []ResultColumn // the written columns (the cell-count column excluded)
 	CellCounts []int64        // the values of the result's CellCountColumn in row order, if it had one (trust it only for a CellSQL query); that column is not written
 	Wall       time.Duration  // time from the start of Run to the renamed, synced file
+	Resources  Resources      // what the query used, from DuckDB's profiler
 }
 
 // ResultColumn is one column of a written result.
@@ -107,6 +109,7 @@ func run(ctx context.Context, spec Spec, screen bool) (rep *Report, err error) {
 		memory:   spec.Limits.Memory,
 		tempDir:  spec.Limits.TempDir,
 		tempSize: tempSize,
+		profile:  true,
 	}); err != nil {
 		return nil, err
 	}
@@ -154,7 +157,35 @@ func run(ctx context.Context, spec Spec, screen bool) (rep *Report, err error) {
 		Columns:    res.columns,
 		CellCounts: res.cells,
 		Wall:       time.Since(start),
+		Resources:  resources(conn),
 	}, nil
+}
+
+// Resources is what one job's query used, as DuckDB's profiler measured it.
+type Resources struct {
+	RowsScanned int64         // rows read from the job's tables
+	PeakMemory  int64         // peak buffer memory, bytes
+	CPU         time.Duration // CPU time of the query's operators
+	Query       time.Duration // the query's own latency, without loading and writing
+}
+
+// resources reads the profiler's metrics of the last query on conn; a
+// metric DuckDB did not report stays zero.
+func resources(conn *stdsql.Conn) Resources {
+	info, err := duckdb.GetProfilingInfo(conn)
+	if err != nil {
+		return Resources{}
+	}
+	var r Resources
+	num := func(k string) float64 {
+		f, _ := strconv.ParseFloat(info.Metrics[k], 64)
+		return f
+	}
+	r.RowsScanned = int64(num("CUMULATIVE_ROWS_SCANNED"))
+	r.PeakMemory = int64(num("SYSTEM_PEAK_BUFFER_MEMORY"))
+	r.CPU = time.Duration(num("CPU_TIME") * float64(time.Second))
+	r.Query = time.Duration(num("LATENCY") * float64(time.Second))
+	return r
 }
 
 // screenQuery refuses, on the job's own locked connection, anything but one SELECT

@@ -349,3 +349,15 @@ func TestRunWithoutFields(t *testing.T) {
 		}
 	}
 }
+
+func TestRunReportsResources(t *testing.T) {
+	snapshot := writeSnapshot(t)
+	rep, err := Run(ctx(t), testSpec(t, snapshot, `SELECT district, sum(income) FROM people GROUP BY district`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Resources
+	if r.RowsScanned != 500 || r.CPU <= 0 || r.Query <= 0 || r.Query > rep.Wall || r.PeakMemory < 0 {
+		t.Fatalf("resources %+v (wall %s), want 500 rows scanned and positive times", r, rep.Wall)
+	}
+}
