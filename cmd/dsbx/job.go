@@ -117,7 +117,8 @@ func printJob(w io.Writer, j jobs.Job) {
 		}
 	}
 	if r := j.Run; r != nil {
-		fmt.Fprintf(w, "  run      %d rows, %d bytes, %d ms\n", r.Rows, r.Bytes, r.WallMS)
+		fmt.Fprintf(w, "  run      %d rows, %d bytes, %d ms (query %d ms, CPU %d ms, %d rows scanned, peak memory %d KiB)\n",
+			r.Rows, r.Bytes, r.WallMS, r.QueryMS, r.CPUMS, r.RowsScanned, r.PeakMemory>>10)
 	}
 	for _, c := range j.Checks {
 		mark := "pass"
