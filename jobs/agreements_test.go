@@ -253,7 +253,7 @@ func TestRunReportIsAudited(t *testing.T) {
 	p.start(t)
 	j := p.submit(t, acme, countOnly)
 	got := p.wait(t, acme, j.ID)
-	if got.Run == nil || got.Run.RowsScanned != peopleRows || got.Run.QueryMS < 0 || got.Run.CPUMS < 0 {
+	if got.Run == nil || got.Run.RowsScanned != peopleRows || got.Run.QueryMS < 0 || got.Run.CPUMS < 0 || got.Run.WorkerPeakRSS <= 0 || got.Run.WorkerCPUMS <= 0 {
 		t.Fatalf("run report %+v, want %d rows scanned", got.Run, peopleRows)
 	}
 	for _, e := range p.entries(t) {

@@ -93,6 +93,9 @@ type RunReport struct {
 	PeakMemory  int64 `json:"peak_memory_bytes"`
 	CPUMS       int64 `json:"cpu_ms"`
 	QueryMS     int64 `json:"query_ms"`
+	// What the job's worker process used, as the operating system counted it.
+	WorkerPeakRSS int64 `json:"worker_peak_rss_bytes"`
+	WorkerCPUMS   int64 `json:"worker_cpu_ms"`
 }
 
 // Result is the quarantined output.

@@ -153,7 +153,8 @@ func (s *Service) execute(ctx context.Context, j Job) error {
 	}
 	rs := report.Resources
 	j.Run = &RunReport{Rows: report.Rows, Bytes: report.Bytes, WallMS: report.Wall.Milliseconds(),
-		RowsScanned: rs.RowsScanned, PeakMemory: rs.PeakMemory, CPUMS: rs.CPU.Milliseconds(), QueryMS: rs.Query.Milliseconds()}
+		RowsScanned: rs.RowsScanned, PeakMemory: rs.PeakMemory, CPUMS: rs.CPU.Milliseconds(), QueryMS: rs.Query.Milliseconds(),
+		WorkerPeakRSS: report.Process.PeakRSS, WorkerCPUMS: report.Process.CPU.Milliseconds()}
 	j.Result = &Result{SHA256: report.SHA256, Rows: report.Rows, Bytes: report.Bytes}
 	for _, c := range report.Columns {
 		j.Result.Columns = append(j.Result.Columns, c.Name)
@@ -180,8 +181,9 @@ func (s *Service) resultPath(id int64) string {
 	return filepath.Join(s.dir, fmt.Sprint(id), "result.parquet")
 }
 
-// run executes j in the SQL sandbox over the fields and forms its decision
-// allowed, writing the result into quarantine.
+// run executes j in the SQL sandbox, in a worker process of its own, over
+// the fields and forms its decision allowed, writing the result into
+// quarantine.
 func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version datasets.Version) (*sqlbox.Report, error) {
 	jobDir := filepath.Join(s.dir, fmt.Sprint(j.ID))
 	// A job resumed after a crash starts from a clean directory.
@@ -209,7 +211,7 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 		Timeout: time.Duration(d.Limits.TimeoutSeconds) * time.Second,
 		MaxRows: d.Limits.MaxRows, MaxBytes: d.Limits.MaxBytes, TempDir: filepath.Join(jobDir, "tmp"),
 	}
-	return sqlbox.Run(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: s.resultPath(j.ID)})
+	return sqlbox.RunIsolated(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: s.resultPath(j.ID)})
 }
 
 // check runs the disclosure checks and the release policy, then releases or

@@ -117,8 +117,8 @@ func printJob(w io.Writer, j jobs.Job) {
 		}
 	}
 	if r := j.Run; r != nil {
-		fmt.Fprintf(w, "  run      %d rows, %d bytes, %d ms (query %d ms, CPU %d ms, %d rows scanned, peak memory %d KiB)\n",
-			r.Rows, r.Bytes, r.WallMS, r.QueryMS, r.CPUMS, r.RowsScanned, r.PeakMemory>>10)
+		fmt.Fprintf(w, "  run      %d rows, %d bytes, %d ms (query %d ms, %d rows scanned, DuckDB peak %d KiB; worker CPU %d ms, peak RSS %d MiB)\n",
+			r.Rows, r.Bytes, r.WallMS, r.QueryMS, r.RowsScanned, r.PeakMemory>>10, r.WorkerCPUMS, r.WorkerPeakRSS>>20)
 	}
 	for _, c := range j.Checks {
 		mark := "pass"

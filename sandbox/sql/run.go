@@ -59,6 +59,7 @@ type Report struct {
 	CellCounts []int64        // the values of the result's CellCountColumn in row order, if it had one (trust it only for a CellSQL query); that column is not written
 	Wall       time.Duration  // time from the start of Run to the renamed, synced file
 	Resources  Resources      // what the query used, from DuckDB's profiler
+	Process    Usage          // what the worker process used (RunIsolated only)
 }
 
 // ResultColumn is one column of a written result.
