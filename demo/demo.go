@@ -260,7 +260,8 @@ func (d *walk) job(ctx context.Context, c *client.Client, purpose, sql string) (
 		}
 	}
 	if j.Run != nil {
-		d.say("      ran in %d ms, %d result rows", j.Run.WallMS, j.Run.Rows)
+		d.say("      ran in %d ms in a worker process of its own (CPU %d ms, peak RSS %d MiB): %d rows scanned, %d result rows",
+			j.Run.WallMS, j.Run.WorkerCPUMS, j.Run.WorkerPeakRSS>>20, j.Run.RowsScanned, j.Run.Rows)
 	}
 	for _, ch := range j.Checks {
 		mark := "pass"
