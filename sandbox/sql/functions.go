@@ -16,7 +16,9 @@ var forbiddenNames = map[string]bool{
 	"read_text": true, "read_blob": true, "glob": true, "sniff_csv": true,
 	"query": true, "query_table": true,
 	"parquet_metadata": true, "parquet_schema": true, "parquet_kv_metadata": true, "parquet_file_metadata": true,
-	"which_secret": true, "load_aws_credentials": true,
+	// histogram_values(source, col) is a table macro over query_table(source):
+	// it reads a file named by source.
+	"histogram_values": true, "which_secret": true, "load_aws_credentials": true,
 	"current_database": true, "current_catalog": true, "current_schema": true, "current_schemas": true,
 	"current_user": true, "session_user": true, "user": true, "current_role": true, "current_query": true,
 	"version": true, "stats": true, "sql_auto_complete": true,

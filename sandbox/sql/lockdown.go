@@ -62,6 +62,10 @@ func lockdownStatements(s lockSettings) []string {
 		"SET allow_community_extensions = false",
 		"SET allow_unsigned_extensions = false",
 		"SET allow_persistent_secrets = false",
+		// The external file cache keeps, per cached block, the path of every file
+		// read before lockdown (the snapshot), and duckdb_external_file_cache()
+		// lists them; turning it off empties it.
+		"SET enable_external_file_cache = false",
 		// Plain (not view, not large) Arrow strings, so arrow-go's Parquet and CSV writers accept them.
 		"SET produce_arrow_string_view = false",
 		"SET arrow_large_buffer_size = false",
