@@ -17,7 +17,6 @@ import (
 
 	"github.com/datasandbox/dsbx/client"
 	"github.com/datasandbox/dsbx/jobs"
-	"github.com/datasandbox/dsbx/policies"
 )
 
 // Outcomes of a hostile submission over HTTP.
@@ -31,26 +30,9 @@ const (
 // limit and a smaller memory limit, so bombs end quickly.
 func advBundle(t *testing.T) string {
 	t.Helper()
-	e, err := policies.Default(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for name, src := range e.Files() {
-		if name == "admission.rego" {
-			s := string(src)
-			for old, new := range map[string]string{`"timeout_seconds": 60`: `"timeout_seconds": 1`, `"memory": "512MB"`: `"memory": "256MB"`} {
-				if !strings.Contains(s, old) {
-					t.Fatalf("admission.rego has no %s", old)
-				}
-				s = strings.Replace(s, old, new, 1)
-			}
-			src = []byte(s)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := bundleCopy(t)
+	edit(t, dir, "admission.rego", `"timeout_seconds": 60`, `"timeout_seconds": 1`)
+	edit(t, dir, "admission.rego", `"memory": "512MB"`, `"memory": "256MB"`)
 	return dir
 }
 

@@ -133,15 +133,7 @@ func (q QueryTimes) PairedRatio() float64 {
 	for i := range rs {
 		rs[i] = ratio(q.Platform[i], q.Raw[i])
 	}
-	slices.Sort(rs)
-	n := len(rs)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return rs[n/2]
-	}
-	return (rs[n/2-1] + rs[n/2]) / 2
+	return median(rs)
 }
 
 func ratio(a, b time.Duration) float64 {
@@ -151,7 +143,7 @@ func ratio(a, b time.Duration) float64 {
 	return float64(a) / float64(b)
 }
 
-func median(ds []time.Duration) time.Duration {
+func median[T time.Duration | float64](ds []T) T {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	n := len(s)
