@@ -1,0 +1,10 @@
+// Command loop never terminates.
+package main
+
+var n int
+
+func main() {
+	for {
+		n++
+	}
+}

@@ -1,0 +1,6 @@
+// Command panicky panics.
+package main
+
+func main() {
+	panic("guest says boom")
+}

@@ -1,0 +1,626 @@
+// Package wasm runs WebAssembly jobs in wazero under the guest ABI described
+// in ABI.md (version 1): a WASI preview1 command that reads the allowed view
+// as an Arrow IPC stream on stdin and writes its result as an Arrow IPC stream
+// on stdout. The guest has no filesystem, no network, an empty environment,
+// no arguments beyond its name, a fixed wall clock, a monotonic clock and a
+// seeded random source whose seed is returned for the audit log.
+//
+// This package moves bytes; it does not decode Arrow. Callers that decode the
+// guest's output must do so under recover() with size caps (see DESIGN.md).
+package wasm
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// ABIVersion is the guest ABI version implemented by this package.
+const ABIVersion = 1
+
+// FieldsSection is the name of the custom section in which a module declares
+// the dataset fields it reads, as a JSON array of strings.
+const FieldsSection = "dsbx.fields"
+
+// WASIModule is the only host module a guest may import from.
+const WASIModule = wasi_snapshot_preview1.ModuleName
+
+// Limits applied by Check and Run.
+const (
+	MaxModuleSize     = 64 << 20 // bytes of a .wasm module
+	MaxFieldsSection  = 1 << 20  // bytes of the dsbx.fields payload
+	MaxFields         = 4096
+	MaxFieldNameBytes = 1024
+	MaxMemoryPages    = 65536 // 4 GiB, the wasm32 maximum
+
+	DefaultMemoryPages = 4096 // 256 MiB
+	DefaultTimeout     = time.Minute
+	DefaultMaxOutput   = 256 << 20
+	DefaultMaxLog      = 64 << 10
+)
+
+// FixedWalltime is what the guest's realtime clock always reads
+// (2000-01-01T00:00:00Z): wall-clock time is not observable by a job.
+var FixedWalltime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// allowedImports is the import allow-list of ABI v1: functions of
+// wasi_snapshot_preview1 only. Functions marked denied are importable
+// (the Go wasip1 runtime links them) but always fail with ENOTCAPABLE/EBADF.
+var allowedImports = map[string]bool{
+	"args_get":            true,
+	"args_sizes_get":      true,
+	"environ_get":         true,
+	"environ_sizes_get":   true,
+	"clock_res_get":       true,
+	"clock_time_get":      true,
+	"fd_read":             true,
+	"fd_write":            true,
+	"fd_close":            true,
+	"fd_fdstat_get":       true,
+	"fd_fdstat_set_flags": true,
+	"fd_filestat_get":     true,
+	"fd_prestat_get":      true, // denied: no preopens
+	"fd_prestat_dir_name": true, // denied: no preopens
+	"path_open":           true, // denied: no filesystem
+	"path_filestat_get":   true, // denied: no filesystem
+	// Linked by Go's os package (ReadDir, Mkdir, Remove, ...); always denied.
+	"fd_readdir":              true,
+	"path_create_directory":   true,
+	"path_filestat_set_times": true,
+	"path_link":               true,
+	"path_readlink":           true,
+	"path_remove_directory":   true,
+	"path_rename":             true,
+	"path_symlink":            true,
+	"path_unlink_file":        true,
+	"poll_oneoff":             true,
+	"proc_exit":               true,
+	"random_get":              true,
+	"sched_yield":             true,
+}
+
+// AllowedImports returns the sorted names of the wasi_snapshot_preview1
+// functions a module may import.
+func AllowedImports() []string {
+	out := make([]string, 0, len(allowedImports))
+	for n := range allowedImports {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Error codes for invalid modules.
+const (
+	CodeTooLarge        = "too_large"
+	CodeMalformed       = "malformed"
+	CodeForbiddenImport = "forbidden_import"
+	CodeNoStart         = "no_start"
+	CodeNoFields        = "fields_missing"
+	CodeBadFields       = "fields_malformed"
+	CodeBadSpec         = "bad_spec"
+)
+
+// Error reports an invalid module (or job spec); Code is one of the Code*
+// constants.
+type Error struct {
+	Code string
+	Msg  string
+}
+
+func (e *Error) Error() string { return "wasm: " + e.Code + ": " + e.Msg }
+
+func errorf(code, format string, a ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, a...)}
+}
+
+// ErrLimit is matched (errors.Is) by every *LimitError.
+var ErrLimit = errors.New("wasm: limit exceeded")
+
+// LimitError reports a job stopped by a resource limit.
+type LimitError struct {
+	Kind  string // "time", "memory" or "output"
+	Limit int64  // nanoseconds, pages or bytes
+	Msg   string
+}
+
+func (e *LimitError) Error() string        { return "wasm: " + e.Kind + " limit exceeded: " + e.Msg }
+func (e *LimitError) Is(target error) bool { return target == ErrLimit }
+
+// ErrGuestFailed is matched (errors.Is) by every *GuestError.
+var ErrGuestFailed = errors.New("wasm: guest failed")
+
+// GuestError reports a guest that trapped, panicked or exited non-zero. Its
+// output must not be used.
+type GuestError struct {
+	ExitCode uint32 // meaningful when Trap == ""
+	Trap     string // the trap message, when the guest trapped
+	LogTail  string // last line(s) of the guest's log
+}
+
+func (e *GuestError) Error() string {
+	var b strings.Builder
+	if e.Trap != "" {
+		b.WriteString("wasm: guest trapped: " + e.Trap)
+	} else {
+		fmt.Fprintf(&b, "wasm: guest exited with code %d", e.ExitCode)
+	}
+	if e.LogTail != "" {
+		b.WriteString(" (log: " + e.LogTail + ")")
+	}
+	return b.String()
+}
+func (e *GuestError) Is(target error) bool { return target == ErrGuestFailed }
+
+// Import is one function a module imports.
+type Import struct{ Module, Name string }
+
+// Module is a validated module.
+type Module struct {
+	SHA256  string   // hex digest of the module bytes
+	Size    int      // bytes
+	Fields  []string // from the dsbx.fields custom section, in declared order
+	Imports []Import
+	bytes   []byte
+}
+
+// cache is the compilation cache shared by every runtime in this process.
+var (
+	cacheOnce sync.Once
+	cache     wazero.CompilationCache
+)
+
+func sharedCache() wazero.CompilationCache {
+	cacheOnce.Do(func() { cache = wazero.NewCompilationCache() })
+	return cache
+}
+
+func runtimeConfig(pages uint32) wazero.RuntimeConfig {
+	return wazero.NewRuntimeConfig(). // compiler engine where supported
+						WithCompilationCache(sharedCache()).
+						WithCloseOnContextDone(true).
+						WithMemoryLimitPages(pages)
+}
+
+// Check validates a module: size, wasm structure (compiled with wazero),
+// imports only from the allow-list, no imported memories/tables/globals, an
+// exported _start, and a well-formed dsbx.fields custom section.
+func Check(ctx context.Context, wasmBytes []byte) (*Module, error) {
+	if len(wasmBytes) > MaxModuleSize {
+		return nil, errorf(CodeTooLarge, "module is %d bytes, limit is %d", len(wasmBytes), MaxModuleSize)
+	}
+	secs, imps, err := scan(wasmBytes)
+	if err != nil {
+		return nil, errorf(CodeMalformed, "%v", err)
+	}
+	for _, im := range imps {
+		if im.kind != 0 {
+			return nil, errorf(CodeForbiddenImport, "import %q.%q is a %s; only functions from %q may be imported",
+				im.module, im.name, kindName(im.kind), WASIModule)
+		}
+		if im.module != WASIModule || !allowedImports[im.name] {
+			return nil, errorf(CodeForbiddenImport, "import %q.%q is not in the ABI v%d allow-list; allowed: %s.{%s}",
+				im.module, im.name, ABIVersion, WASIModule, strings.Join(AllowedImports(), ","))
+		}
+	}
+	fields, err := parseFields(secs)
+	if err != nil {
+		return nil, err
+	}
+
+	r := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(MaxMemoryPages))
+	defer r.Close(ctx)
+	cm, err := r.CompileModule(ctx, wasmBytes)
+	if err != nil {
+		return nil, errorf(CodeMalformed, "%v", err)
+	}
+	// cm is not closed: closing it would evict it from the shared compilation cache.
+	m := &Module{Size: len(wasmBytes), Fields: fields, bytes: wasmBytes}
+	sum := sha256.Sum256(wasmBytes)
+	m.SHA256 = hex.EncodeToString(sum[:])
+	for _, f := range cm.ImportedFunctions() { // cross-check our own scan
+		mod, name, _ := f.Import()
+		if mod != WASIModule || !allowedImports[name] {
+			return nil, errorf(CodeForbiddenImport, "import %q.%q is not in the allow-list", mod, name)
+		}
+		m.Imports = append(m.Imports, Import{mod, name})
+	}
+	if len(cm.ImportedMemories()) != 0 {
+		return nil, errorf(CodeForbiddenImport, "imported memories are not allowed")
+	}
+	start, ok := cm.ExportedFunctions()["_start"]
+	if !ok {
+		return nil, errorf(CodeNoStart, "module does not export _start (ABI v%d guests are WASI preview1 commands)", ABIVersion)
+	}
+	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
+		return nil, errorf(CodeNoStart, "_start must take no parameters and return nothing")
+	}
+	return m, nil
+}
+
+func parseFields(secs map[string][][]byte) ([]string, error) {
+	payloads := secs[FieldsSection]
+	if len(payloads) == 0 {
+		return nil, errorf(CodeNoFields, "module has no %q custom section declaring the fields it reads", FieldsSection)
+	}
+	if len(payloads) > 1 {
+		return nil, errorf(CodeBadFields, "module has %d %q sections; exactly one is allowed", len(payloads), FieldsSection)
+	}
+	p := payloads[0]
+	if len(p) > MaxFieldsSection {
+		return nil, errorf(CodeBadFields, "%q section is %d bytes, limit is %d", FieldsSection, len(p), MaxFieldsSection)
+	}
+	var fields []string
+	dec := json.NewDecoder(bytes.NewReader(p))
+	if err := dec.Decode(&fields); err != nil {
+		return nil, errorf(CodeBadFields, "%q must hold a JSON array of strings: %v", FieldsSection, err)
+	}
+	if dec.More() {
+		return nil, errorf(CodeBadFields, "%q has trailing data after the JSON array", FieldsSection)
+	}
+	if fields == nil {
+		return nil, errorf(CodeBadFields, "%q must hold a JSON array, not null", FieldsSection)
+	}
+	if len(fields) > MaxFields {
+		return nil, errorf(CodeBadFields, "%d fields declared, limit is %d", len(fields), MaxFields)
+	}
+	seen := map[string]bool{}
+	for _, f := range fields {
+		if f == "" || len(f) > MaxFieldNameBytes {
+			return nil, errorf(CodeBadFields, "field name %q is empty or longer than %d bytes", f, MaxFieldNameBytes)
+		}
+		if seen[f] {
+			return nil, errorf(CodeBadFields, "field %q declared twice", f)
+		}
+		seen[f] = true
+	}
+	return fields, nil
+}
+
+// Limits bound one job. Zero values take the Default* constants.
+type Limits struct {
+	MemoryPages uint32        // 64 KiB pages, at most MaxMemoryPages
+	Timeout     time.Duration // wall time from instantiation to exit
+	MaxOutput   int64         // bytes the guest may write to stdout
+	MaxLog      int64         // bytes of stderr kept in the report; the rest is dropped
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MemoryPages == 0 {
+		l.MemoryPages = DefaultMemoryPages
+	}
+	if l.Timeout == 0 {
+		l.Timeout = DefaultTimeout
+	}
+	if l.MaxOutput == 0 {
+		l.MaxOutput = DefaultMaxOutput
+	}
+	if l.MaxLog == 0 {
+		l.MaxLog = DefaultMaxLog
+	}
+	return l
+}
+
+// Spec describes one job.
+type Spec struct {
+	Module []byte    // the .wasm bytes; validated with Check before running
+	Input  io.Reader // the allowed view as an Arrow IPC stream (nil: empty)
+	Output io.Writer // receives the guest's stdout; discard it if Run fails
+	Limits Limits
+	// Seed seeds the guest's random_get. 0 means "draw one"; the seed used
+	// is always returned in Report.Seed for the audit log.
+	Seed int64
+}
+
+// Report describes a finished (or failed) job.
+type Report struct {
+	ModuleSHA256 string
+	Fields       []string
+	Seed         int64
+	ExitCode     uint32
+	OutputBytes  int64
+	Log          string        // the guest's stderr, at most Limits.MaxLog bytes
+	LogDropped   int64         // stderr bytes beyond the cap
+	Compile      time.Duration // runtime setup and compilation (cache hit after Check)
+	Wall         time.Duration // instantiation to exit
+	PeakPages    uint32        // linear memory size at exit (wasm memory never shrinks)
+	Denied       []string      // denied filesystem calls the guest attempted (first 16)
+}
+
+// Run validates and runs one job in a fresh runtime and instance. On any
+// error the bytes already written to Spec.Output are not a result and must be
+// discarded; the returned Report is non-nil whenever the module passed Check.
+func Run(ctx context.Context, spec Spec) (*Report, error) {
+	lim := spec.Limits.withDefaults()
+	if lim.MemoryPages > MaxMemoryPages || lim.Timeout < 0 || lim.MaxOutput < 0 || lim.MaxLog < 0 {
+		return nil, errorf(CodeBadSpec, "invalid limits %+v", spec.Limits)
+	}
+	if spec.Output == nil {
+		return nil, errorf(CodeBadSpec, "no output writer")
+	}
+	m, err := Check(ctx, spec.Module)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{ModuleSHA256: m.SHA256, Fields: m.Fields, Seed: spec.Seed}
+	if rep.Seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		rep.Seed = int64(binary.LittleEndian.Uint64(b[:]) | 1)
+	}
+	in := spec.Input
+	if in == nil {
+		in = bytes.NewReader(nil)
+	}
+
+	den := &denials{}
+	t0 := time.Now()
+	r := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(lim.MemoryPages))
+	defer r.Close(context.Background())
+	if err := instantiateWASI(ctx, r, den); err != nil {
+		return rep, fmt.Errorf("wasm: host module: %w", err)
+	}
+	cm, err := r.CompileModule(ctx, m.bytes) // a compilation cache hit after Check
+	if err != nil {
+		return rep, errorf(CodeMalformed, "%v", err)
+	}
+	rep.Compile = time.Since(t0)
+
+	// The deadline covers instantiation and execution, not compilation.
+	jobCtx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
+	out := &capWriter{w: spec.Output, max: lim.MaxOutput, onLimit: cancel}
+	logw := &logWriter{max: lim.MaxLog}
+	cfg := wazero.NewModuleConfig().
+		WithName("guest").
+		WithArgs("guest").
+		WithStdin(in).
+		WithStdout(out).
+		WithStderr(logw).
+		WithRandSource(seededRand(rep.Seed)).
+		WithSysNanotime().
+		WithWalltime(func() (int64, int32) { return FixedWalltime.Unix(), 0 }, 1).
+		WithNanosleep(func(ns int64) {
+			t := time.NewTimer(time.Duration(ns))
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-jobCtx.Done():
+			}
+		}).
+		WithStartFunctions() // _start is called below so memory can be read afterwards
+
+	start := time.Now()
+	mod, err := r.InstantiateModule(jobCtx, cm, cfg)
+	if err == nil {
+		_, err = mod.ExportedFunction("_start").Call(jobCtx)
+		if mem := mod.Memory(); mem != nil {
+			rep.PeakPages = mem.Size() / 65536
+		}
+	}
+	rep.Wall = time.Since(start)
+	rep.OutputBytes = out.n
+	rep.Log, rep.LogDropped = logw.buf.String(), logw.dropped
+	rep.Denied = den.list()
+	return rep, classify(err, jobCtx, ctx, out, lim, rep)
+}
+
+func classify(err error, jobCtx, parent context.Context, out *capWriter, lim Limits, rep *Report) error {
+	if out.exceeded {
+		return &LimitError{Kind: "output", Limit: lim.MaxOutput,
+			Msg: fmt.Sprintf("guest wrote more than %d bytes to stdout; output discarded", lim.MaxOutput)}
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		rep.ExitCode = exit.ExitCode()
+		switch exit.ExitCode() {
+		case 0:
+			return nil
+		case sys.ExitCodeDeadlineExceeded:
+			return &LimitError{Kind: "time", Limit: int64(lim.Timeout), Msg: fmt.Sprintf("guest still running after %v; stopped", lim.Timeout)}
+		case sys.ExitCodeContextCanceled:
+			if parent.Err() != nil {
+				return fmt.Errorf("wasm: job cancelled: %w", parent.Err())
+			}
+			return &LimitError{Kind: "time", Limit: int64(lim.Timeout), Msg: "job context cancelled"}
+		}
+		if memoryExhausted(rep, lim) {
+			return memLimit(lim, rep)
+		}
+		return &GuestError{ExitCode: exit.ExitCode(), LogTail: logTail(rep.Log)}
+	}
+	if err == nil {
+		return nil // _start returned without proc_exit
+	}
+	if jobCtx.Err() == context.DeadlineExceeded && parent.Err() == nil {
+		return &LimitError{Kind: "time", Limit: int64(lim.Timeout), Msg: fmt.Sprintf("guest still running after %v; stopped", lim.Timeout)}
+	}
+	if memoryExhausted(rep, lim) {
+		return memLimit(lim, rep)
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 { // drop wazero's stack trace
+		msg = msg[:i]
+	}
+	return &GuestError{Trap: msg, LogTail: logTail(rep.Log)}
+}
+
+// memoryExhausted reports whether a failed guest ran out of linear memory:
+// its memory reached (nearly) the page limit, or the Go runtime said so.
+func memoryExhausted(rep *Report, lim Limits) bool {
+	near := uint64(rep.PeakPages)*16 >= uint64(lim.MemoryPages)*15 // within 1/16 of the limit
+	return near || strings.Contains(rep.Log, "fatal error: out of memory")
+}
+
+func memLimit(lim Limits, rep *Report) error {
+	return &LimitError{Kind: "memory", Limit: int64(lim.MemoryPages),
+		Msg: fmt.Sprintf("guest ran out of memory at %d of %d pages (64 KiB each)", rep.PeakPages, lim.MemoryPages)}
+}
+
+func logTail(s string) string {
+	s = strings.TrimSpace(s)
+	// Prefer a Go panic / fatal error line; otherwise the last line.
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			return truncate(l, 200)
+		}
+	}
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return truncate(s, 200)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// seededRand derives the guest's random stream from the job seed.
+func seededRand(seed int64) io.Reader {
+	var k [32]byte
+	binary.LittleEndian.PutUint64(k[:], uint64(seed))
+	k = sha256.Sum256(append([]byte("dsbx wasm random_get v1\x00"), k[:8]...))
+	return rand.NewChaCha8(k)
+}
+
+// capWriter passes at most max bytes; a write that would exceed it is
+// refused entirely, the job is cancelled and the run fails.
+type capWriter struct {
+	w        io.Writer
+	max, n   int64
+	exceeded bool
+	onLimit  func()
+}
+
+var errOutputLimit = errors.New("output limit exceeded")
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if c.exceeded || c.n+int64(len(p)) > c.max {
+		c.exceeded = true
+		c.onLimit()
+		return 0, errOutputLimit
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// logWriter keeps the first max bytes and counts the rest.
+type logWriter struct {
+	buf     bytes.Buffer
+	max     int64
+	dropped int64
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	room := l.max - int64(l.buf.Len())
+	if room < 0 {
+		room = 0
+	}
+	if int64(len(p)) <= room {
+		l.buf.Write(p)
+	} else {
+		l.buf.Write(p[:room])
+		l.dropped += int64(len(p)) - room
+	}
+	return len(p), nil
+}
+
+type denials struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (d *denials) add(s string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.names) < 16 {
+		d.names = append(d.names, s)
+	}
+}
+
+func (d *denials) list() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.names...)
+}
+
+// WASI errno values.
+const (
+	errnoBadf       = 8
+	errnoNotcapable = 76
+)
+
+// instantiateWASI instantiates wasi_snapshot_preview1 with the filesystem
+// entry points replaced by stubs that always fail: even if a future change
+// configured an FS, a guest could not reach it.
+func instantiateWASI(ctx context.Context, r wazero.Runtime, den *denials) error {
+	b := r.NewHostModuleBuilder(WASIModule)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	deny := func(name string, errno uint64, params ...api.ValueType) {
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			switch name {
+			case "path_open", "path_filestat_get", "path_filestat_set_times":
+				den.add(name + pathArg(m, stack[2], stack[3]))
+			case "path_create_directory", "path_remove_directory", "path_unlink_file", "path_readlink":
+				den.add(name + pathArg(m, stack[1], stack[2]))
+			case "fd_prestat_get", "fd_prestat_dir_name":
+			default:
+				den.add(name)
+			}
+			stack[0] = errno
+		}), params, []api.ValueType{i32}).Export(name)
+	}
+	// fd_prestat_get(fd, buf) -> EBADF: there are no preopened directories.
+	deny("fd_prestat_get", errnoBadf, i32, i32)
+	deny("fd_prestat_dir_name", errnoBadf, i32, i32, i32)
+	// path_open(fd, dirflags, path, path_len, oflags, rights, rights_inh, fdflags, fd_out)
+	deny("path_open", errnoNotcapable, i32, i32, i32, i32, i32, i64, i64, i32, i32)
+	// path_filestat_get(fd, flags, path, path_len, buf)
+	deny("path_filestat_get", errnoNotcapable, i32, i32, i32, i32, i32)
+	// fd_readdir(fd, buf, buf_len, cookie, bufused)
+	deny("fd_readdir", errnoNotcapable, i32, i32, i32, i64, i32)
+	deny("path_create_directory", errnoNotcapable, i32, i32, i32)
+	// path_filestat_set_times(fd, flags, path, path_len, atim, mtim, fst_flags)
+	deny("path_filestat_set_times", errnoNotcapable, i32, i32, i32, i32, i64, i64, i32)
+	deny("path_link", errnoNotcapable, i32, i32, i32, i32, i32, i32, i32)
+	deny("path_readlink", errnoNotcapable, i32, i32, i32, i32, i32, i32)
+	deny("path_remove_directory", errnoNotcapable, i32, i32, i32)
+	deny("path_rename", errnoNotcapable, i32, i32, i32, i32, i32, i32)
+	deny("path_symlink", errnoNotcapable, i32, i32, i32, i32, i32)
+	deny("path_unlink_file", errnoNotcapable, i32, i32, i32)
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+func pathArg(m api.Module, p, l uint64) string {
+	ptr, n := uint32(p), uint32(l)
+	if n > 256 {
+		n = 256
+	}
+	if b, ok := m.Memory().Read(ptr, n); ok {
+		return fmt.Sprintf("(%q)", b)
+	}
+	return ""
+}
