@@ -97,11 +97,20 @@ func customSection(n string, payload []byte) []byte {
 	return section(0, append(name(n), payload...))
 }
 
-// withFields appends a dsbx.fields custom section to a module.
-func withFields(mod []byte, fields []string) []byte {
+// rawFields appends a dsbx.fields section without any check, as a hostile
+// module would.
+func rawFields(mod []byte, fields []string) []byte {
 	j, _ := json.Marshal(fields)
-	out := append([]byte(nil), mod...)
-	return append(out, customSection(FieldsSection, j)...)
+	return append(append([]byte(nil), mod...), customSection(FieldsSection, j)...)
+}
+
+// withFields declares fields on a module as a guest author would.
+func withFields(mod []byte, fields []string) []byte {
+	out, err := DeclareFields(mod, fields)
+	if err != nil {
+		panic(err)
+	}
+	return out
 }
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -276,8 +285,8 @@ func TestCheckRefuses(t *testing.T) {
 		{"bad body", cat(header, section(1, vec([]byte{0x60, 0, 0})), section(3, vec([]byte{0})), section(10, vec([]byte{2, 0xff, 0x0b})), customSection(FieldsSection, []byte(`[]`))), CodeMalformed, ""},
 		{"no fields", raw, CodeNoFields, FieldsSection},
 		{"fields not json", append(append([]byte(nil), raw...), customSection(FieldsSection, []byte(`{"a":1}`))...), CodeBadFields, ""},
-		{"fields dup", withFields(raw, []string{"a", "a"}), CodeBadFields, "twice"},
-		{"two sections", withFields(withFields(raw, []string{"a"}), []string{"b"}), CodeBadFields, "exactly one"},
+		{"fields dup", rawFields(raw, []string{"a", "a"}), CodeBadFields, "twice"},
+		{"two sections", rawFields(rawFields(raw, []string{"a"}), []string{"b"}), CodeBadFields, "exactly one"},
 		{"no start", withFields(cat(header, section(1, vec([]byte{0x60, 0, 0})), section(3, vec([]byte{0})), section(10, vec([]byte{2, 0x00, 0x0b}))), []string{"x"}), CodeNoStart, "_start"},
 		{"sock import", withFields(importModule(WASIModule, "sock_accept"), []string{"x"}), CodeForbiddenImport, "sock_accept"},
 		{"too large", make([]byte, MaxModuleSize+1), CodeTooLarge, ""},
@@ -362,5 +371,35 @@ func TestLogCapped(t *testing.T) {
 	rep, _, err := run(t, guest(t, "panicky"), nil, Limits{MaxLog: 10}, 1)
 	if err == nil || len(rep.Log) != 10 || rep.LogDropped == 0 {
 		t.Fatalf("log %q dropped %d err %v", rep.Log, rep.LogDropped, err)
+	}
+}
+
+func TestDeclareFields(t *testing.T) {
+	echo := guest(t, "echo")
+	raw := echo[:len(echo)-len(customSection(FieldsSection, []byte(`["value"]`)))]
+	got, err := DeclareFields(raw, []string{"district", "income"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Check(context.Background(), got)
+	if err != nil || strings.Join(m.Fields, ",") != "district,income" {
+		t.Fatalf("declared module: %+v %v", m, err)
+	}
+	for name, c := range map[string]struct {
+		mod    []byte
+		fields []string
+		code   string
+	}{
+		"already declared": {got, []string{"x"}, CodeBadFields},
+		"duplicate":        {raw, []string{"a", "a"}, CodeBadFields},
+		"empty name":       {raw, []string{""}, CodeBadFields},
+		"nil":              {raw, nil, CodeBadFields},
+		"not wasm":         {[]byte("hello"), []string{"a"}, CodeMalformed},
+	} {
+		_, err := DeclareFields(c.mod, c.fields)
+		var e *Error
+		if !errors.As(err, &e) || e.Code != c.code {
+			t.Errorf("%s: %v, want code %s", name, err, c.code)
+		}
 	}
 }
