@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
@@ -156,18 +155,20 @@ func (c *Client) Jobs(ctx context.Context) ([]jobs.Job, error) {
 
 // Wait polls job id until it reaches a final state or ctx ends.
 func (c *Client) Wait(ctx context.Context, id int64) (jobs.Job, error) {
-	delay := 20 * time.Millisecond
 	for {
-		j, err := c.Job(ctx, id)
+		// A long poll: the server answers as soon as the job is final, or
+		// after 30 s with its state so far.
+		var j jobs.Job
+		_, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/v1/jobs/%d?wait=30s", id), nil, &j)
 		if err != nil || jobs.Final(j.State) {
+			if err != nil && ctx.Err() != nil {
+				return j, fmt.Errorf("job %d: %w", id, ctx.Err())
+			}
 			return j, err
 		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return j, fmt.Errorf("job %d still %s: %w", id, j.State, ctx.Err())
-		case <-time.After(delay):
 		}
-		delay = min(delay*2, time.Second)
 	}
 }
 

@@ -292,3 +292,26 @@ func TestClaimIsFairBetweenOperators(t *testing.T) {
 		t.Fatalf("claimed %v, want %v (acme, then beta, then acme again)", order, want)
 	}
 }
+
+// TestAwaitIsALongPoll: Await returns at its deadline while the job waits,
+// and as soon as the job is final once it runs.
+func TestAwaitIsALongPoll(t *testing.T) {
+	p := newPlatform(t)
+	ctx := context.Background()
+	acme := p.principal(t, "acme")
+	j := p.submit(t, acme, countOnly)
+	t0 := time.Now()
+	got, err := p.svc.Await(ctx, acme, j.ID, 150*time.Millisecond)
+	if err != nil || got.State != StateQueued || time.Since(t0) < 150*time.Millisecond {
+		t.Fatalf("await on a queued job: %s %v after %s", got.State, err, time.Since(t0))
+	}
+	p.start(t)
+	t0 = time.Now()
+	got, err = p.svc.Await(ctx, acme, j.ID, time.Minute)
+	if err != nil || !Final(got.State) || time.Since(t0) > 30*time.Second {
+		t.Fatalf("await while it runs: %s %v after %s", got.State, err, time.Since(t0))
+	}
+	if _, err := p.svc.Await(ctx, p.principal(t, "beta"), j.ID, time.Second); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another operator awaiting acme's job: %v", err)
+	}
+}

@@ -60,8 +60,11 @@ type Service struct {
 
 	wake    chan struct{}
 	claimMu sync.Mutex
-	wg      sync.WaitGroup
-	stop    context.CancelFunc
+
+	changedMu sync.Mutex
+	changed   chan struct{} // closed, and replaced, whenever a job changes state
+	wg        sync.WaitGroup
+	stop      context.CancelFunc
 }
 
 // New returns a service that keeps quarantined results under dir. secret
@@ -70,7 +73,42 @@ type Service struct {
 func New(db *sql.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy Policy, log AuditLog) *Service {
 	return &Service{
 		db: db, dir: dir, secret: secret, catalog: catalog, agreements: agreements, policy: policy, log: log,
-		now: time.Now, wake: make(chan struct{}, 1),
+		now: time.Now, wake: make(chan struct{}, 1), changed: make(chan struct{}),
+	}
+}
+
+// notify wakes everyone waiting in Await.
+func (s *Service) notify() {
+	s.changedMu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.changedMu.Unlock()
+}
+
+func (s *Service) changes() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changed
+}
+
+// Await returns job id, as Get does, once it is in a final state or when
+// wait has passed or ctx ends, whichever comes first: a long poll.
+func (s *Service) Await(ctx context.Context, p operators.Principal, id int64, wait time.Duration) (Job, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		ch := s.changes() // before reading, so no change is missed
+		j, err := s.Get(ctx, p, id)
+		if err != nil || Final(j.State) {
+			return j, err
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return j, nil
+		case <-ctx.Done():
+			return j, nil
+		}
 	}
 }
 
@@ -370,6 +408,7 @@ func (s *Service) save(ctx context.Context, j *Job) error {
 		j.State, string(record), j.UpdatedAt.Format(time.RFC3339Nano), j.ID); err != nil {
 		return fmt.Errorf("store job %d: %w", j.ID, err)
 	}
+	s.notify()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -145,5 +146,17 @@ func TestExplainIsADryRun(t *testing.T) {
 	}
 	if list, _ := p.operator.Jobs(ctx); len(list) != 0 {
 		t.Fatalf("explain created jobs: %v", list)
+	}
+}
+
+func TestJobLongPollRefusesABadWait(t *testing.T) {
+	p := start(t)
+	j := p.run(t, "SELECT district, count(*) AS n FROM people WHERE district <> '临安区' GROUP BY district")
+	status, code := p.call(t, http.MethodGet, fmt.Sprintf("/v1/jobs/%d?wait=forever", j.ID), tokenOf(t, p.operator), nil)
+	if status != http.StatusBadRequest || code != "bad_request" {
+		t.Fatalf("wait=forever: %d %s", status, code)
+	}
+	if status, _ := p.call(t, http.MethodGet, fmt.Sprintf("/v1/jobs/%d?wait=5s", j.ID), tokenOf(t, p.operator), nil); status != http.StatusOK {
+		t.Fatalf("wait on a final job: %d", status)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
@@ -122,12 +123,24 @@ func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
 	return id, true
 }
 
+// MaxWait bounds the long poll of GET /v1/jobs/{id}?wait=.
+const MaxWait = time.Minute
+
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	id, ok := pathID(w, r, "job")
 	if !ok {
 		return
 	}
-	j, err := s.jobs.Get(r.Context(), p, id)
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("wait %q is not a duration like 30s", v))
+			return
+		}
+		wait = min(d, MaxWait)
+	}
+	j, err := s.jobs.Await(r.Context(), p, id, wait)
 	if err != nil {
 		writeErr(w, err)
 		return
