@@ -83,7 +83,7 @@ func minCellCount(r Result, threshold int64) Check {
 		c.Detail = fmt.Sprintf("all %d cells count at least %d records", len(r.CellCounts), threshold)
 		return c
 	}
-	c.Detail = fmt.Sprintf("%d of %d cells count fewer than %d records; widen the groups or drop them with HAVING count(*) >= %d", failed, len(r.CellCounts), threshold, threshold)
+	c.Detail = fmt.Sprintf("%d of %d cells count fewer than %d records (an aggregate with FILTER or CASE counts only the rows it uses); widen the groups or drop them with HAVING count(*) >= %d", failed, len(r.CellCounts), threshold, threshold)
 	return c
 }
 

@@ -2,6 +2,7 @@ package sql
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
@@ -18,7 +19,7 @@ type Analysis struct {
 	Aggregate bool                // the top-level query is one SELECT that groups, or whose select list is all aggregates and constants
 	Outputs   []Output            // the top-level select list in order; for a set operation, the first branch's, each with the fields of every branch's matching column
 	SQL       string              // the statement as DuckDB re-serialized it; this, not the submitted text, is what runs
-	CellSQL   string              // for Aggregate queries, SQL with count(*) AS __dsbx_cell_n appended to the select list; "" otherwise
+	CellSQL   string              // for Aggregate queries, SQL with the cell count (see cellCount) appended to the select list as __dsbx_cell_n; "" otherwise
 }
 
 // Output is one top-level output column and where it comes from.
@@ -94,7 +95,7 @@ func Analyze(ctx context.Context, query string, tables map[string][]string) (*An
 	a.Aggregate = isAggregate(top, p.aggregates)
 	if a.Aggregate {
 		list, _ := top["select_list"].([]any)
-		top["select_list"] = append(slices.Clip(list), p.countStar)
+		top["select_list"] = append(slices.Clip(list), p.cellCount(list))
 		a.CellSQL, err = deserialize(ctx, p.db, doc)
 		top["select_list"] = list
 		if err != nil {
@@ -197,4 +198,71 @@ func aggregateItem(v any, aggregates map[string]bool) (ok, agg bool) {
 		return ok, agg
 	}
 	return true, false
+}
+
+// cellCount is the expression CellSQL appends: the fewest input rows behind
+// any aggregate of a result row. count(*) alone would be fooled by an
+// aggregate over fewer rows than its group, such as
+// sum(income) FILTER (WHERE id_number = '…') or
+// sum(CASE WHEN name = '…' THEN income END), so each aggregate adds the
+// count of its first argument's non-null values under its own filter, and
+// the cell count is the least of them all.
+func (p *parser) cellCount(list []any) map[string]any {
+	var counts []any
+	for _, item := range list {
+		p.aggregateCounts(item, &counts)
+	}
+	cell := clone(p.countStar)
+	if len(counts) == 0 {
+		return cell
+	}
+	star := clone(p.countStar)
+	star["alias"] = ""
+	cell["function_name"] = "least"
+	cell["children"] = append([]any{star}, counts...)
+	return cell
+}
+
+// aggregateCounts appends, for each aggregate call in expression e (not
+// inside window functions or subqueries), count(first argument) with the
+// call's filter.
+func (p *parser) aggregateCounts(e any, counts *[]any) {
+	switch v := e.(type) {
+	case []any:
+		for _, x := range v {
+			p.aggregateCounts(x, counts)
+		}
+	case map[string]any:
+		switch v["class"] {
+		case "WINDOW", "SUBQUERY":
+			return
+		case "FUNCTION":
+			name, _ := v["function_name"].(string)
+			if name == "count_star" && v["filter"] == nil {
+				return // the cell's own count(*)
+			}
+			if p.aggregates[name] {
+				n := clone(p.countStar)
+				n["alias"] = ""
+				n["filter"] = clone(v["filter"])
+				if args, _ := v["children"].([]any); len(args) > 0 && name != "count_star" {
+					n["function_name"] = "count"
+					n["children"] = []any{clone(args[0])}
+				}
+				*counts = append(*counts, n)
+				return
+			}
+		}
+		for _, x := range v {
+			p.aggregateCounts(x, counts)
+		}
+	}
+}
+
+// clone deep-copies a serialized syntax tree value.
+func clone[T any](v T) T {
+	b, _ := json.Marshal(v)
+	var out T
+	json.Unmarshal(b, &out)
+	return out
 }

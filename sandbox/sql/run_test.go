@@ -361,3 +361,37 @@ func TestRunReportsResources(t *testing.T) {
 		t.Fatalf("resources %+v (wall %s), want 500 rows scanned and positive times", r, rep.Wall)
 	}
 }
+
+// TestCellCountSeesFilteredAggregates: an aggregate over fewer rows than
+// its group (FILTER, CASE) gives the cell its own, smaller count, so the
+// minimum cell count check sees the one person it describes.
+func TestCellCountSeesFilteredAggregates(t *testing.T) {
+	snapshot := writeSnapshot(t)
+	for _, tc := range []struct {
+		query string
+		want  []int64
+	}{
+		{`SELECT district, sum(income) AS s FROM people GROUP BY district ORDER BY district`, []int64{100, 100, 100, 100, 100}},
+		{`SELECT district, sum(income) FILTER (WHERE id_number = 'ID000007') AS s FROM people GROUP BY district ORDER BY district`, []int64{0, 0, 1, 0, 0}},
+		{`SELECT district, sum(CASE WHEN id_number = 'ID000007' THEN income END) AS s FROM people GROUP BY district ORDER BY district`, []int64{0, 0, 1, 0, 0}},
+		{`SELECT district, count(*) FILTER (WHERE income > 1800) AS rich, round(avg(income)) AS mean FROM people GROUP BY district ORDER BY district`, nil},
+		{`SELECT district, count(*) AS n, sum(income) OVER () AS w FROM people GROUP BY district, income ORDER BY district LIMIT 1`, nil},
+	} {
+		a, err := Analyze(ctx(t), tc.query, testTables)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.query, err)
+		}
+		rep, err := Run(ctx(t), testSpec(t, snapshot, a.CellSQL))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.query, err)
+		}
+		if tc.want != nil && !reflect.DeepEqual(rep.CellCounts, tc.want) {
+			t.Errorf("%s: cell counts %v, want %v", tc.query, rep.CellCounts, tc.want)
+		}
+		for _, n := range rep.CellCounts {
+			if n > 100 {
+				t.Errorf("%s: a cell counts %d, more than its group", tc.query, n)
+			}
+		}
+	}
+}
