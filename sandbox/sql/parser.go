@@ -114,12 +114,17 @@ func deserialize(ctx context.Context, q queryer, doc map[string]any) (string, er
 	return text, nil
 }
 
+// duckdbUnsupportedStatement is the error_type json_serialize_sql reports
+// for any statement it cannot serialize, which is every statement but
+// SELECT (COPY, ATTACH, SET, …): DuckDB's wording, not unfinished code here.
+const duckdbUnsupportedStatement = "not implemented"
+
 // singleSelect checks that doc holds exactly one SELECT statement and returns its query node.
 func singleSelect(doc map[string]any) (map[string]any, *Error) {
 	if failed, _ := doc["error"].(bool); failed {
 		typ, _ := doc["error_type"].(string)
 		msg, _ := doc["error_message"].(string)
-		if typ == "not implemented" {
+		if typ == duckdbUnsupportedStatement {
 			return nil, refuse(CodeNotSelect, "only SELECT queries may run (%s)", msg)
 		}
 		return nil, refuse(CodeParse, "%s", msg)
