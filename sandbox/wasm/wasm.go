@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,8 +40,32 @@ const ABIVersion = 1
 // the dataset fields it reads, as a JSON array of strings.
 const FieldsSection = "dsbx.fields"
 
-// WASIModule is the only host module a guest may import from.
+// OutputSection is the name of the optional custom section in which a
+// module declares the kind of result it writes, as a JSON object (Output).
+const OutputSection = "dsbx.output"
+
+// WASIModule is the WASI preview 1 host module a guest may import from.
 const WASIModule = wasi_snapshot_preview1.ModuleName
+
+// HostModule is the platform's own host module: log and progress.
+const HostModule = "dsbx"
+
+// Output kinds a module may declare.
+const (
+	// OutputRows is a row-level result; the default when a module declares none.
+	OutputRows = "rows"
+	// OutputAggregate is one row per group: the GroupBy columns carry the
+	// group's key values as the guest read them, every other column a value
+	// computed over the group's rows. The host counts each group's rows itself.
+	OutputAggregate = "aggregate"
+)
+
+// Output is what a module declares about its result in the dsbx.output
+// section.
+type Output struct {
+	Kind    string   `json:"kind"`
+	GroupBy []string `json:"group_by,omitempty"`
+}
 
 // Limits applied by Check and Run.
 const (
@@ -96,12 +121,28 @@ var allowedImports = map[string]bool{
 	"sched_yield":             true,
 }
 
-// AllowedImports returns the sorted names of the wasi_snapshot_preview1
-// functions a module may import.
+// hostImports are the functions of the dsbx host module (ABI v1).
+var hostImports = map[string]bool{"log": true, "progress": true}
+
+func allowed(module, name string) bool {
+	switch module {
+	case WASIModule:
+		return allowedImports[name]
+	case HostModule:
+		return hostImports[name]
+	}
+	return false
+}
+
+// AllowedImports returns the sorted "module.name" of every function a
+// module may import.
 func AllowedImports() []string {
-	out := make([]string, 0, len(allowedImports))
+	out := make([]string, 0, len(allowedImports)+len(hostImports))
 	for n := range allowedImports {
-		out = append(out, n)
+		out = append(out, WASIModule+"."+n)
+	}
+	for n := range hostImports {
+		out = append(out, HostModule+"."+n)
 	}
 	sort.Strings(out)
 	return out
@@ -115,6 +156,7 @@ const (
 	CodeNoStart         = "no_start"
 	CodeNoFields        = "fields_missing"
 	CodeBadFields       = "fields_malformed"
+	CodeBadOutput       = "output_malformed"
 	CodeBadSpec         = "bad_spec"
 )
 
@@ -177,6 +219,7 @@ type Module struct {
 	SHA256  string   // hex digest of the module bytes
 	Size    int      // bytes
 	Fields  []string // from the dsbx.fields custom section, in declared order
+	Output  Output   // from the dsbx.output custom section; Kind OutputRows if absent
 	Imports []Import
 	bytes   []byte
 }
@@ -212,15 +255,19 @@ func Check(ctx context.Context, wasmBytes []byte) (*Module, error) {
 	}
 	for _, im := range imps {
 		if im.kind != 0 {
-			return nil, errorf(CodeForbiddenImport, "import %q.%q is a %s; only functions from %q may be imported",
-				im.module, im.name, kindName(im.kind), WASIModule)
+			return nil, errorf(CodeForbiddenImport, "import %q.%q is a %s; only functions from %q and %q may be imported",
+				im.module, im.name, kindName(im.kind), WASIModule, HostModule)
 		}
-		if im.module != WASIModule || !allowedImports[im.name] {
-			return nil, errorf(CodeForbiddenImport, "import %q.%q is not in the ABI v%d allow-list; allowed: %s.{%s}",
-				im.module, im.name, ABIVersion, WASIModule, strings.Join(AllowedImports(), ","))
+		if !allowed(im.module, im.name) {
+			return nil, errorf(CodeForbiddenImport, "import %q.%q is not in the ABI v%d allow-list; allowed: %s",
+				im.module, im.name, ABIVersion, strings.Join(AllowedImports(), ", "))
 		}
 	}
 	fields, err := parseFields(secs)
+	if err != nil {
+		return nil, err
+	}
+	output, err := parseOutput(secs, fields)
 	if err != nil {
 		return nil, err
 	}
@@ -232,12 +279,12 @@ func Check(ctx context.Context, wasmBytes []byte) (*Module, error) {
 		return nil, errorf(CodeMalformed, "%v", err)
 	}
 	// cm is not closed: closing it would evict it from the shared compilation cache.
-	m := &Module{Size: len(wasmBytes), Fields: fields, bytes: wasmBytes}
+	m := &Module{Size: len(wasmBytes), Fields: fields, Output: output, bytes: wasmBytes}
 	sum := sha256.Sum256(wasmBytes)
 	m.SHA256 = hex.EncodeToString(sum[:])
 	for _, f := range cm.ImportedFunctions() { // cross-check our own scan
 		mod, name, _ := f.Import()
-		if mod != WASIModule || !allowedImports[name] {
+		if !allowed(mod, name) {
 			return nil, errorf(CodeForbiddenImport, "import %q.%q is not in the allow-list", mod, name)
 		}
 		m.Imports = append(m.Imports, Import{mod, name})
@@ -294,6 +341,53 @@ func parseFields(secs map[string][][]byte) ([]string, error) {
 	return fields, nil
 }
 
+// MaxOutputSection bounds the dsbx.output payload.
+const MaxOutputSection = 64 << 10
+
+// parseOutput reads the optional dsbx.output section: a JSON object with a
+// kind and, for aggregates, the declared fields that key the groups.
+func parseOutput(secs map[string][][]byte, fields []string) (Output, error) {
+	payloads := secs[OutputSection]
+	switch {
+	case len(payloads) == 0:
+		return Output{Kind: OutputRows}, nil
+	case len(payloads) > 1:
+		return Output{}, errorf(CodeBadOutput, "module has %d %q sections; at most one is allowed", len(payloads), OutputSection)
+	case len(payloads[0]) > MaxOutputSection:
+		return Output{}, errorf(CodeBadOutput, "%q section is %d bytes, limit is %d", OutputSection, len(payloads[0]), MaxOutputSection)
+	}
+	var o Output
+	dec := json.NewDecoder(bytes.NewReader(payloads[0]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil || dec.More() {
+		return Output{}, errorf(CodeBadOutput, `%q must hold one JSON object like {"kind":"aggregate","group_by":["region"]}: %v`, OutputSection, err)
+	}
+	return o, o.validate(fields)
+}
+
+func (o Output) validate(fields []string) error {
+	switch o.Kind {
+	case OutputRows:
+		if len(o.GroupBy) > 0 {
+			return errorf(CodeBadOutput, "a %q result has no group_by; declare kind %q to group", OutputRows, OutputAggregate)
+		}
+	case OutputAggregate:
+		seen := map[string]bool{}
+		for _, g := range o.GroupBy {
+			if !slices.Contains(fields, g) {
+				return errorf(CodeBadOutput, "group_by names %q, which is not among the declared fields %q", g, fields)
+			}
+			if seen[g] {
+				return errorf(CodeBadOutput, "group_by names %q twice", g)
+			}
+			seen[g] = true
+		}
+	default:
+		return errorf(CodeBadOutput, "output kind %q is not %q or %q", o.Kind, OutputRows, OutputAggregate)
+	}
+	return nil
+}
+
 // Limits bound one job. Zero values take the Default* constants.
 type Limits struct {
 	MemoryPages uint32        // 64 KiB pages, at most MaxMemoryPages
@@ -327,6 +421,16 @@ type Spec struct {
 	// Seed seeds the guest's random_get. 0 means "draw one"; the seed used
 	// is always returned in Report.Seed for the audit log.
 	Seed int64
+	// Progress, if set, receives the guest's dsbx.progress calls as they
+	// happen (total 0: unknown).
+	Progress func(done, total int64)
+}
+
+// Progress is the guest's last dsbx.progress report.
+type Progress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+	Calls int64 `json:"calls"`
 }
 
 // Report describes a finished (or failed) job.
@@ -342,6 +446,7 @@ type Report struct {
 	Wall         time.Duration // instantiation to exit
 	PeakPages    uint32        // linear memory size at exit (wasm memory never shrinks)
 	Denied       []string      // denied filesystem calls the guest attempted (first 16)
+	Progress     Progress      // the guest's last dsbx.progress call
 }
 
 // Run validates and runs one job in a fresh runtime and instance. On any
@@ -377,6 +482,10 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	if err := instantiateWASI(ctx, r, den); err != nil {
 		return rep, fmt.Errorf("wasm: host module: %w", err)
 	}
+	logw := &logWriter{max: lim.MaxLog}
+	if err := instantiateHost(ctx, r, logw, &rep.Progress, spec.Progress); err != nil {
+		return rep, fmt.Errorf("wasm: host module: %w", err)
+	}
 	cm, err := r.CompileModule(ctx, m.bytes) // a compilation cache hit after Check
 	if err != nil {
 		return rep, errorf(CodeMalformed, "%v", err)
@@ -387,7 +496,6 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	jobCtx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 	out := &capWriter{w: spec.Output, max: lim.MaxOutput, onLimit: cancel}
-	logw := &logWriter{max: lim.MaxLog}
 	cfg := wazero.NewModuleConfig().
 		WithName("guest").
 		WithArgs("guest").
@@ -611,6 +719,39 @@ func instantiateWASI(ctx context.Context, r wazero.Runtime, den *denials) error 
 	deny("path_symlink", errnoNotcapable, i32, i32, i32, i32, i32)
 	deny("path_unlink_file", errnoNotcapable, i32, i32, i32)
 	_, err := b.Instantiate(ctx)
+	return err
+}
+
+// MaxLogLine bounds one dsbx.log line; longer lines are cut.
+const MaxLogLine = 4096
+
+// instantiateHost instantiates the dsbx host module: log(ptr, len) appends
+// one line to the job's log, progress(done, total) records the guest's
+// progress. Neither returns anything, so neither can leak host state.
+func instantiateHost(ctx context.Context, r wazero.Runtime, logw *logWriter, p *Progress, notify func(done, total int64)) error {
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	_, err := r.NewHostModuleBuilder(HostModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+		ptr, n := uint32(stack[0]), uint32(stack[1])
+		cut := n > MaxLogLine
+		b, ok := m.Memory().Read(ptr, min(n, MaxLogLine))
+		if !ok {
+			panic(fmt.Errorf("dsbx.log: %d bytes at %d lie outside the guest's memory", n, ptr))
+		}
+		line := append(bytes.TrimRight(b, "\n"), '\n')
+		if cut {
+			line = append(b[:len(b):len(b)], "…\n"...)
+		}
+		logw.Write(line)
+	}), []api.ValueType{i32, i32}, nil).Export("log").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+		p.Done, p.Total = int64(stack[0]), int64(stack[1])
+		p.Calls++
+		if notify != nil {
+			notify(p.Done, p.Total)
+		}
+	}), []api.ValueType{i64, i64}, nil).Export("progress").
+		Instantiate(ctx)
 	return err
 }
 

@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-var guestNames = []string{"echo", "loop", "membomb", "bigout", "panicky", "trapmid", "escape", "random", "env"}
+var guestNames = []string{"echo", "loop", "membomb", "bigout", "panicky", "trapmid", "escape", "random", "env", "hostcalls"}
 
 var (
 	buildOnce sync.Once
