@@ -1,35 +1,29 @@
 package sql
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/datasandbox/dsbx/sandbox/worker"
 )
 
-// workerEnv, set in a process's environment, turns any binary that links
-// this package into a one-shot sandbox worker (see init below): it reads a
-// Spec as JSON on stdin, runs it, writes the outcome as JSON on stdout and
-// exits. RunIsolated starts the worker by re-executing its own binary.
-const workerEnv = "DSBX_SANDBOX_WORKER"
+// workerKind names sql's workers: any binary that links this package serves
+// as one (see init below), reading a Spec as JSON on stdin, running it and
+// writing the outcome as JSON on stdout. RunIsolated starts one.
+const workerKind = "sql"
 
-// workerMode is the value RunIsolated sets; tests change it to exercise the
-// watchdog with a worker that hangs or grows.
-var workerMode = "run"
+// workerMode is the mode RunIsolated asks for; tests set worker's "hang" or
+// "grow" to exercise the watchdog.
+var workerMode string
 
-func init() {
-	if mode := os.Getenv(workerEnv); mode != "" {
-		os.Exit(serveWorker(mode, os.Stdin, os.Stdout))
-	}
-}
+func init() { worker.Serve(workerKind, serveWorker) }
 
 // KillGrace is how long past its time limit a worker may take to stop by
 // itself (DuckDB checks for interruption only between steps) before it is
@@ -37,10 +31,7 @@ func init() {
 var KillGrace = 5 * time.Second
 
 // Usage is what the worker process used, as the operating system counted it.
-type Usage struct {
-	PeakRSS int64         // peak resident memory, bytes
-	CPU     time.Duration // user and system CPU time
-}
+type Usage = worker.Usage
 
 // outcome is what a worker writes on stdout.
 type outcome struct {
@@ -65,20 +56,7 @@ func (e *workerError) Error() string        { return e.msg }
 func (e *workerError) Is(target error) bool { return e.limit && target == ErrLimit }
 
 // serveWorker is the worker's whole life; it returns the exit status.
-func serveWorker(mode string, in io.Reader, out io.Writer) int {
-	switch mode {
-	case "hang": // tests: a worker that never answers
-		select {}
-	case "grow": // tests: a worker whose memory grows without bound
-		var hold [][]byte
-		for {
-			b := make([]byte, 64<<20)
-			for i := range b {
-				b[i] = 1
-			}
-			hold = append(hold, b)
-		}
-	}
+func serveWorker(_ string, in io.Reader, out io.Writer) int {
 	var spec Spec
 	dec := json.NewDecoder(io.LimitReader(in, 16<<20))
 	dec.DisallowUnknownFields()
@@ -119,76 +97,26 @@ func RunIsolated(ctx context.Context, spec Spec) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("sql: find the worker binary: %w", err)
-	}
 	in, err := json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("sql: encode spec: %w", err)
 	}
-	cmd := exec.Command(exe)
-	cmd.Env = []string{workerEnv + "=" + workerMode}
-	cmd.Stdin = bytes.NewReader(in)
-	var stdout, stderr capWriter
-	stdout.max, stderr.max = 64<<20, 64<<10
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	isolate(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("sql: start worker: %w", err)
-	}
-
-	var (
-		mu     sync.Mutex
-		killed error // why the parent killed the worker
-	)
-	kill := func(why error) {
-		mu.Lock()
-		if killed == nil {
-			killed = why
-			cmd.Process.Kill()
+	lim := worker.Limits{Timeout: spec.Limits.Timeout, Grace: KillGrace, MaxRSS: limit, MaxStdout: 64 << 20}
+	stdout, use, err := worker.Run(ctx, workerKind, workerMode, in, lim)
+	if err != nil {
+		os.Remove(spec.Out) // the worker may have died after publishing it
+		var killed *worker.KilledError
+		if !errors.As(err, &killed) {
+			return nil, fmt.Errorf("sql: %w", err)
 		}
-		mu.Unlock()
-	}
-	done := make(chan struct{})
-	go func() {
-		deadline := time.NewTimer(spec.Limits.Timeout + KillGrace)
-		defer deadline.Stop()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				kill(ctx.Err())
-				return
-			case <-deadline.C:
-				kill(fmt.Errorf("%w: time limit of %s exceeded and the query did not stop within %s; the worker was killed", ErrLimit, spec.Limits.Timeout, KillGrace))
-				return
-			case <-tick.C:
-				if rss := residentBytes(cmd.Process.Pid); rss > limit {
-					kill(fmt.Errorf("%w: the worker's resident memory reached %d MiB, over the hard cap of %d MiB for memory_limit %s; the worker was killed", ErrLimit, rss>>20, limit>>20, spec.Limits.Memory))
-					return
-				}
-			}
+		if killed.Reason == "memory" {
+			return nil, fmt.Errorf("%w: %w (the cap for memory_limit %s)", ErrLimit, err, spec.Limits.Memory)
 		}
-	}()
-	werr := cmd.Wait()
-	close(done)
-	mu.Lock()
-	why := killed
-	mu.Unlock()
-	if why != nil {
-		os.Remove(spec.Out)
-		return nil, why
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("sql: worker failed (%v): %s", werr, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("%w: %w", ErrLimit, err)
 	}
 	var o outcome
-	if err := json.Unmarshal(stdout.Bytes(), &o); err != nil || (o.Report == nil && o.Error == nil) {
-		return nil, fmt.Errorf("sql: worker gave no outcome (is %s a dsbx binary?): %q", exe, truncate(stdout.String(), 200))
+	if err := json.Unmarshal(stdout, &o); err != nil || (o.Report == nil && o.Error == nil) {
+		return nil, fmt.Errorf("sql: the worker gave no outcome (does this binary link sandbox/sql?): %q", truncate(string(stdout), 200))
 	}
 	if e := o.Error; e != nil {
 		switch e.Kind {
@@ -199,7 +127,7 @@ func RunIsolated(ctx context.Context, spec Spec) (*Report, error) {
 		}
 		return nil, &workerError{msg: e.Message}
 	}
-	o.Report.Process = usage(cmd.ProcessState)
+	o.Report.Process = use
 	return o.Report, nil
 }
 
@@ -231,19 +159,6 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("sql: memory limit %q is not a size like 512MB or 2GiB", s)
-}
-
-// capWriter keeps at most max bytes.
-type capWriter struct {
-	bytes.Buffer
-	max int
-}
-
-func (w *capWriter) Write(p []byte) (int, error) {
-	if room := w.max - w.Len(); room > 0 {
-		w.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }
 
 func truncate(s string, n int) string {

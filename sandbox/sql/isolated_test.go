@@ -44,7 +44,8 @@ func TestRunIsolatedCarriesRefusalsAndLimits(t *testing.T) {
 	noFileAt(t, spec.Out)
 }
 
-// withWorker runs f with the worker in mode and a short kill grace.
+// withWorker runs f with the worker in mode (package worker's "hang" or
+// "grow") and a short kill grace.
 func withWorker(t *testing.T, mode string, f func()) {
 	t.Helper()
 	oldMode, oldGrace := workerMode, KillGrace
@@ -74,7 +75,7 @@ func TestGrowingWorkerIsKilled(t *testing.T) {
 		spec.Limits.Memory = "16MB"
 		spec.Limits.Timeout = 30 * time.Second
 		_, err := RunIsolated(ctx(t), spec)
-		if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "resident memory") {
+		if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "resident memory") || !strings.Contains(err.Error(), "memory_limit 16MB") {
 			t.Fatalf("growing worker: %v", err)
 		}
 	})

@@ -1,8 +1,7 @@
-package sql
+package worker
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -17,7 +16,7 @@ func isolate(cmd *exec.Cmd) {
 
 // residentBytes is the resident memory of process pid, or 0 if unknown.
 func residentBytes(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
