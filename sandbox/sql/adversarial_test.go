@@ -458,7 +458,7 @@ func advRunUnscreened(t *testing.T, v *advVault, c advCase) (string, error) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := run(context.Background(), spec, false)
+	_, err := run(context.Background(), spec, false, nil)
 	if took := time.Since(start); took > spec.Limits.Timeout+4*time.Second {
 		t.Errorf("%q returned after %s, limit %s", c.query, took.Round(time.Millisecond), spec.Limits.Timeout)
 	}
@@ -839,7 +839,7 @@ func TestAdversarialGapFileLogging(t *testing.T) {
 	if os.Getenv("DSBX_LOGGING_CHILD") != "" {
 		v := &advVault{dir: os.Getenv("DSBX_LOGGING_CHILD"), snapshot: os.Getenv("DSBX_LOGGING_SNAPSHOT")}
 		spec := testSpec(t, v.snapshot, `CALL enable_logging(storage := 'file', storage_path := '`+v.dir+`/logs'); SELECT 1 AS one`)
-		_, err := run(context.Background(), spec, false)
+		_, err := run(context.Background(), spec, false, nil)
 		fmt.Printf("child returned: %v\n", err)
 		return
 	}

@@ -154,7 +154,7 @@ func TestHashKeyDoesNotLeak(t *testing.T) {
 		`SELECT coalesce(statement, '') FROM duckdb_prepared_statements()`,
 	} {
 		spec := formsSpec(t, snapshot, q, key)
-		if _, err := run(ctx(t), spec, false); err != nil {
+		if _, err := run(ctx(t), spec, false, nil); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 		data, err := os.ReadFile(spec.Out)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
@@ -74,11 +75,27 @@ type ResultColumn struct {
 // (with an *Error) anything but one SELECT over the job's tables that calls no table
 // function and no forbidden function, even if the caller skipped Analyze.
 func Run(ctx context.Context, spec Spec) (*Report, error) {
-	return run(ctx, spec, true)
+	return run(ctx, spec, true, nil)
 }
 
-// run is Run with the parse check optional, so tests can show the lockdown holds alone.
-func run(ctx context.Context, spec Spec, screen bool) (rep *Report, err error) {
+// Derive runs spec.Query, a SELECT the host wrote (it is not screened), over
+// spec's tables and over inputs, Arrow streams the query sees as views of the
+// given names, and writes its result as Run does: with the same caps, and a
+// CellCountColumn in the result becomes Report.CellCounts. The host derives a
+// Wasm job's result this way, joining the guest's output to its own count of
+// each group's rows.
+func Derive(ctx context.Context, spec Spec, inputs map[string]array.RecordReader) (*Report, error) {
+	for name := range inputs {
+		if !strings.HasPrefix(strings.ToLower(name), reservedPrefix) {
+			return nil, fmt.Errorf("sql: input %q must be named with the reserved prefix %s", name, reservedPrefix)
+		}
+	}
+	return run(ctx, spec, false, inputs)
+}
+
+// run is Run with the parse check optional, so tests can show the lockdown
+// holds alone, and with Arrow inputs registered as views for Derive.
+func run(ctx context.Context, spec Spec, screen bool, inputs map[string]array.RecordReader) (rep *Report, err error) {
 	start := time.Now()
 	if err := spec.validate(); err != nil {
 		return nil, err
@@ -136,6 +153,13 @@ func run(ctx context.Context, spec Spec, screen bool) (rep *Report, err error) {
 		ar, err := duckdb.NewArrowFromConn(dconn)
 		if err != nil {
 			return fmt.Errorf("sql: arrow interface: %w", err)
+		}
+		for name, in := range inputs {
+			release, err := ar.RegisterView(in, name)
+			if err != nil {
+				return fmt.Errorf("sql: register input %s: %w", name, err)
+			}
+			defer release()
 		}
 		rr, err := ar.QueryContext(qctx, spec.Query)
 		if err != nil {
@@ -222,31 +246,42 @@ func screenQuery(ctx context.Context, conn *stdsql.Conn, spec Spec) error {
 
 // load copies a table's allowed columns out of its snapshot into the job's database.
 func load(ctx context.Context, conn *stdsql.Conn, t Table) error {
-	types, err := columnTypes(ctx, conn, t.Parquet)
+	sel, err := selectView(ctx, conn, t)
 	if err != nil {
 		return fmt.Errorf("sql: load table %s: %w", t.Name, err)
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE "+ident(t.Name)+" AS "+sel); err != nil {
+		return fmt.Errorf("sql: load table %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// rowColumn is the reserved, empty column a view without allowed columns
+// gets: a job that reads no field (SELECT count(*) …) still needs the rows,
+// and a table needs a column that no analysed query can name.
+const rowColumn = reservedPrefix + "_row"
+
+// selectView returns the SELECT that computes t's allowed columns, each in
+// its form, from its snapshot.
+func selectView(ctx context.Context, conn *stdsql.Conn, t Table) (string, error) {
+	types, err := columnTypes(ctx, conn, t.Parquet)
+	if err != nil {
+		return "", err
 	}
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		typ, ok := types[c.Name]
 		if !ok {
-			return fmt.Errorf("sql: load table %s: the snapshot has no column %s", t.Name, c.Name)
+			return "", fmt.Errorf("the snapshot has no column %s", c.Name)
 		}
 		if cols[i], err = formExpr(c, typ, t.HashKey); err != nil {
-			return fmt.Errorf("sql: load table %s: %w", t.Name, err)
+			return "", err
 		}
 	}
 	if len(cols) == 0 {
-		// A job that reads no field (SELECT count(*) …) still needs the rows;
-		// a table needs a column, so it gets a reserved, empty one that no
-		// analysed query can name.
-		cols = []string{"NULL::BOOLEAN AS " + ident(reservedPrefix+"_row")}
+		cols = []string{"NULL::BOOLEAN AS " + ident(rowColumn)}
 	}
-	stmt := "CREATE TABLE " + ident(t.Name) + " AS SELECT " + strings.Join(cols, ", ") + " FROM read_parquet(" + literal(t.Parquet) + ")"
-	if _, err := conn.ExecContext(ctx, stmt); err != nil {
-		return fmt.Errorf("sql: load table %s: %w", t.Name, err)
-	}
-	return nil
+	return "SELECT " + strings.Join(cols, ", ") + " FROM read_parquet(" + literal(t.Parquet) + ")", nil
 }
 
 // validate checks a Spec before anything is opened.
@@ -288,34 +323,44 @@ func (s Spec) validate() error {
 	names := map[string]bool{}
 	for _, t := range s.Tables {
 		lt := strings.ToLower(t.Name)
-		switch {
-		case t.Name == "" || strings.ContainsRune(t.Name, 0):
-			return fmt.Errorf("sql: invalid table name %q", t.Name)
-		case strings.HasPrefix(lt, reservedPrefix):
-			return fmt.Errorf("sql: table name %q is reserved", t.Name)
-		case names[lt]:
+		if names[lt] {
 			return fmt.Errorf("sql: table %q listed twice", t.Name)
-		case !filepath.IsAbs(t.Parquet) || strings.ContainsRune(t.Parquet, 0):
-			return fmt.Errorf("sql: table %s: snapshot path %q must be absolute", t.Name, t.Parquet)
-		case within(l.TempDir, t.Parquet):
-			return fmt.Errorf("sql: table %s: snapshot %s lies inside the job's temp directory", t.Name, t.Parquet)
 		}
 		names[lt] = true
-		cols := map[string]bool{}
-		for _, c := range t.Columns {
-			lc := strings.ToLower(c.Name)
-			switch {
-			case c.Name == "" || strings.ContainsRune(c.Name, 0):
-				return fmt.Errorf("sql: table %s: invalid column name %q", t.Name, c.Name)
-			case cols[lc]:
-				return fmt.Errorf("sql: table %s: column %q listed twice", t.Name, c.Name)
-			case c.Form != FormRaw && c.Form != FormMasked && c.Form != FormHashed && c.Form != FormGeneralised:
-				return fmt.Errorf("sql: table %s: column %s: form %q is not one of raw, masked, hashed, generalised", t.Name, c.Name, c.Form)
-			case c.Form == FormHashed && len(t.HashKey) < MinHashKey:
-				return fmt.Errorf("sql: table %s: column %s is hashed but the table's hash key has %d bytes, fewer than %d", t.Name, c.Name, len(t.HashKey), MinHashKey)
-			}
-			cols[lc] = true
+		if err := t.validate(); err != nil {
+			return err
 		}
+		if within(l.TempDir, t.Parquet) {
+			return fmt.Errorf("sql: table %s: snapshot %s lies inside the job's temp directory", t.Name, t.Parquet)
+		}
+	}
+	return nil
+}
+
+// validate checks one table: its name, snapshot path, columns and forms.
+func (t Table) validate() error {
+	switch {
+	case t.Name == "" || strings.ContainsRune(t.Name, 0):
+		return fmt.Errorf("sql: invalid table name %q", t.Name)
+	case strings.HasPrefix(strings.ToLower(t.Name), reservedPrefix):
+		return fmt.Errorf("sql: table name %q is reserved", t.Name)
+	case !filepath.IsAbs(t.Parquet) || strings.ContainsRune(t.Parquet, 0):
+		return fmt.Errorf("sql: table %s: snapshot path %q must be absolute", t.Name, t.Parquet)
+	}
+	cols := map[string]bool{}
+	for _, c := range t.Columns {
+		lc := strings.ToLower(c.Name)
+		switch {
+		case c.Name == "" || strings.ContainsRune(c.Name, 0):
+			return fmt.Errorf("sql: table %s: invalid column name %q", t.Name, c.Name)
+		case cols[lc]:
+			return fmt.Errorf("sql: table %s: column %q listed twice", t.Name, c.Name)
+		case c.Form != FormRaw && c.Form != FormMasked && c.Form != FormHashed && c.Form != FormGeneralised:
+			return fmt.Errorf("sql: table %s: column %s: form %q is not one of raw, masked, hashed, generalised", t.Name, c.Name, c.Form)
+		case c.Form == FormHashed && len(t.HashKey) < MinHashKey:
+			return fmt.Errorf("sql: table %s: column %s is hashed but the table's hash key has %d bytes, fewer than %d", t.Name, c.Name, len(t.HashKey), MinHashKey)
+		}
+		cols[lc] = true
 	}
 	return nil
 }

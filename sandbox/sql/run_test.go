@@ -198,7 +198,7 @@ func TestRunHostile(t *testing.T) {
 			continue
 		}
 		spec = testSpec(t, snapshot, c.query)
-		_, err := run(ctx(t), spec, false)
+		_, err := run(ctx(t), spec, false, nil)
 		if err == nil || !strings.Contains(err.Error(), c.lockdown) {
 			t.Errorf("unscreened %q: err = %v, want it to say %q", c.query, err, c.lockdown)
 		}
@@ -219,7 +219,7 @@ func TestRunCatalogHidesPaths(t *testing.T) {
 		`SELECT coalesce(path, '') FROM duckdb_databases()`,
 	} {
 		spec := testSpec(t, snapshot, q)
-		if _, err := run(ctx(t), spec, false); err != nil {
+		if _, err := run(ctx(t), spec, false, nil); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 		data, err := os.ReadFile(spec.Out)
