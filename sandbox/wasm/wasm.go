@@ -226,13 +226,31 @@ type Module struct {
 
 // cache is the compilation cache shared by every runtime in this process.
 var (
-	cacheOnce sync.Once
-	cache     wazero.CompilationCache
+	cacheMu sync.Mutex
+	cache   wazero.CompilationCache
 )
 
 func sharedCache() wazero.CompilationCache {
-	cacheOnce.Do(func() { cache = wazero.NewCompilationCache() })
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if cache == nil {
+		cache = wazero.NewCompilationCache()
+	}
 	return cache
+}
+
+// UseCacheDir makes the process-wide compilation cache keep compiled modules
+// in dir as well as in memory, so short-lived worker processes share them.
+// Call it before the first Check or Run.
+func UseCacheDir(dir string) error {
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return fmt.Errorf("wasm: compilation cache %s: %w", dir, err)
+	}
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	cache = c
+	return nil
 }
 
 func runtimeConfig(pages uint32) wazero.RuntimeConfig {
