@@ -6,6 +6,8 @@ package jobs
 import (
 	"time"
 
+	"github.com/datasandbox/dsbx/sandbox/wasm"
+
 	"github.com/datasandbox/dsbx/disclosure"
 	"github.com/datasandbox/dsbx/policies"
 )
@@ -19,6 +21,12 @@ const (
 	StateReleased = "released" // result passed checks and may be fetched
 	StateFailed   = "failed"   // execution failed; nothing was produced
 	StateStopped  = "stopped"  // queued, then stopped before running: its dataset, field, version or agreement was withdrawn
+)
+
+// Job kinds.
+const (
+	KindSQL  = "sql"  // one SELECT, analysed before it runs
+	KindWasm = "wasm" // a WebAssembly module under guest ABI v1 (sandbox/wasm/ABI.md)
 )
 
 // Final reports whether state is terminal.
@@ -63,7 +71,8 @@ type Record struct {
 	Downloads int `json:"downloads"`
 }
 
-// Analysis is what the SQL analysis found, as the job record keeps it.
+// Analysis is what the SQL analysis found, or what a Wasm module declared,
+// as the job record keeps it.
 type Analysis struct {
 	Tables    []string `json:"tables"`
 	Fields    []string `json:"fields"`
@@ -74,6 +83,16 @@ type Analysis struct {
 	// CellSQL is Executed with a per-cell record count added, for aggregates.
 	CellSQL string   `json:"cell_sql,omitempty"`
 	Outputs []Output `json:"outputs"`
+	// Module describes a Wasm job's module.
+	Module *Module `json:"module,omitempty"`
+}
+
+// Module is what a Wasm job's module declared.
+type Module struct {
+	SHA256  string      `json:"sha256"`
+	Bytes   int         `json:"bytes"`
+	Output  wasm.Output `json:"output"`
+	Imports int         `json:"imports"`
 }
 
 // Output is one output column and the fields it derives from.
@@ -96,6 +115,24 @@ type RunReport struct {
 	// What the job's worker process used, as the operating system counted it.
 	WorkerPeakRSS int64 `json:"worker_peak_rss_bytes"`
 	WorkerCPUMS   int64 `json:"worker_cpu_ms"`
+	// Guest is a Wasm job's account of its guest.
+	Guest *GuestRun `json:"guest,omitempty"`
+}
+
+// GuestRun is what the host saw of a Wasm guest. The guest's log is not
+// here: code that read the data wrote it, so it stays in quarantine with
+// the result (guest.log), for reviewers, never sent to the submitter.
+type GuestRun struct {
+	Seed         int64         `json:"seed"` // seeds random_get; a re-run with it reproduces the result
+	InputRows    int64         `json:"input_rows"`
+	InputBatches int           `json:"input_batches"`
+	OutputBytes  int64         `json:"output_bytes"`
+	PeakPages    uint32        `json:"peak_memory_pages"`
+	GuestMS      int64         `json:"guest_ms"`
+	CompileMS    int64         `json:"compile_ms"`
+	LogBytes     int64         `json:"log_bytes"`
+	DeniedCalls  int           `json:"denied_calls"`
+	Progress     wasm.Progress `json:"progress"`
 }
 
 // Result is the quarantined output.
@@ -112,7 +149,9 @@ type Result struct {
 type Request struct {
 	// Dataset is NAME or NAME@VERSION-PREFIX.
 	Dataset string `json:"dataset"`
-	SQL     string `json:"sql"`
+	// SQL or Wasm, exactly one: the query, or the module's bytes (base64 in JSON).
+	SQL     string `json:"sql,omitempty"`
+	Wasm    []byte `json:"wasm,omitempty"`
 	Purpose string `json:"purpose"`
 	// Agreement, if set, is the agreement to run under; otherwise the
 	// policy picks the oldest usable one for the purpose.

@@ -679,7 +679,7 @@ func TestSubmitRefusals(t *testing.T) {
 		refused bool // recorded as job.refused
 	}{
 		{"empty dataset", func(r *Request) { r.Dataset = "  " }, "missing_dataset", false},
-		{"empty sql", func(r *Request) { r.SQL = " \n\t" }, "missing_sql", false},
+		{"empty sql", func(r *Request) { r.SQL = " \n\t" }, "missing_code", false},
 		{"empty purpose", func(r *Request) { r.Purpose = "" }, "missing_purpose", false},
 		{"unknown dataset", func(r *Request) { r.Dataset = "nosuch" }, "unknown_dataset", false},
 		{"not a select", func(r *Request) { r.SQL = "DELETE FROM people" }, "not_select", true},

@@ -149,12 +149,16 @@ func (s *Service) execute(ctx context.Context, j Job) error {
 			return err // shutting down: resumed on the next start
 		}
 		j.Error = err.Error()
-		return s.step(ctx, &j, "job.failed", StateFailed, map[string]any{"error": j.Error})
+		return s.step(ctx, &j, "job.failed", StateFailed, map[string]any{"error": j.Error, "run": j.Run})
 	}
 	rs := report.Resources
+	var guest *GuestRun
+	if j.Run != nil {
+		guest = j.Run.Guest
+	}
 	j.Run = &RunReport{Rows: report.Rows, Bytes: report.Bytes, WallMS: report.Wall.Milliseconds(),
 		RowsScanned: rs.RowsScanned, PeakMemory: rs.PeakMemory, CPUMS: rs.CPU.Milliseconds(), QueryMS: rs.Query.Milliseconds(),
-		WorkerPeakRSS: report.Process.PeakRSS, WorkerCPUMS: report.Process.CPU.Milliseconds()}
+		WorkerPeakRSS: report.Process.PeakRSS, WorkerCPUMS: report.Process.CPU.Milliseconds(), Guest: guest}
 	j.Result = &Result{SHA256: report.SHA256, Rows: report.Rows, Bytes: report.Bytes}
 	for _, c := range report.Columns {
 		j.Result.Columns = append(j.Result.Columns, c.Name)
@@ -181,9 +185,9 @@ func (s *Service) resultPath(id int64) string {
 	return filepath.Join(s.dir, fmt.Sprint(id), "result.parquet")
 }
 
-// run executes j in the SQL sandbox, in a worker process of its own, over
-// the fields and forms its decision allowed, writing the result into
-// quarantine.
+// run executes j in its sandbox (SQL or Wasm), in a worker process of its
+// own, over the fields and forms its decision allowed, writing the result
+// into quarantine.
 func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version datasets.Version) (*sqlbox.Report, error) {
 	jobDir := filepath.Join(s.dir, fmt.Sprint(j.ID))
 	// A job resumed after a crash starts from a clean directory.
@@ -196,6 +200,14 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 	defer os.RemoveAll(filepath.Join(jobDir, "tmp"))
 
 	d := j.Decision
+	limits := sqlbox.Limits{
+		Memory: d.Limits.Memory, Threads: d.Limits.Threads,
+		Timeout: time.Duration(d.Limits.TimeoutSeconds) * time.Second,
+		MaxRows: d.Limits.MaxRows, MaxBytes: d.Limits.MaxBytes, TempDir: filepath.Join(jobDir, "tmp"),
+	}
+	if j.Kind == KindWasm {
+		return s.runWasm(ctx, j, entry, version, jobDir, limits)
+	}
 	table := sqlbox.Table{Name: entry.Name, Parquet: s.catalog.SnapshotPath(entry.Name, version), HashKey: s.hashKey(j.Agreement)}
 	for _, f := range entry.FieldNames() { // catalog order, so the view is stable
 		if form, ok := d.Fields[f]; ok {
@@ -205,11 +217,6 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 	query := j.Analysis.Executed
 	if j.Analysis.Aggregate {
 		query = j.Analysis.CellSQL
-	}
-	limits := sqlbox.Limits{
-		Memory: d.Limits.Memory, Threads: d.Limits.Threads,
-		Timeout: time.Duration(d.Limits.TimeoutSeconds) * time.Second,
-		MaxRows: d.Limits.MaxRows, MaxBytes: d.Limits.MaxBytes, TempDir: filepath.Join(jobDir, "tmp"),
 	}
 	return sqlbox.RunIsolated(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: s.resultPath(j.ID)})
 }
@@ -222,7 +229,11 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 		return err
 	}
 	result := disclosure.Result{Aggregate: j.Analysis.Aggregate, CellCounts: report.CellCounts}
-	for _, o := range j.Analysis.Outputs {
+	outputs := j.Analysis.Outputs
+	if j.Kind == KindWasm {
+		outputs = wasmColumns(j.Analysis, j.Result.Columns)
+	}
+	for _, o := range outputs {
 		result.Columns = append(result.Columns, disclosure.Column{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
 	}
 	j.Checks = disclosure.Run(result, disclosure.Rules{
@@ -238,7 +249,7 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 		Dataset:   datasetFacts(entry, version),
 		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
 			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate,
-			AgreementID: j.Agreement, Outputs: policyOutputs(j.Analysis.Outputs)},
+			AgreementID: j.Agreement, Outputs: policyOutputs(outputs)},
 		Result: policies.Result{Rows: j.Result.Rows, Bytes: j.Result.Bytes, SHA256: j.Result.SHA256, Columns: j.Result.Columns},
 	}
 	for _, c := range j.Checks {

@@ -18,6 +18,7 @@ import (
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
+	"github.com/datasandbox/dsbx/sandbox/wasm"
 )
 
 // Catalog resolves dataset references to pinned versions.
@@ -130,23 +131,31 @@ func (e *InputError) Error() string { return e.Msg }
 type admission struct {
 	entry    datasets.Entry
 	version  datasets.Version
-	code     string // hex SHA-256 of the SQL
+	code     string // hex SHA-256 of the SQL or the module
 	analysis *Analysis
 	input    policies.AdmissionInput
 	decision policies.Decision
 	now      time.Time
 }
 
+// refusal is code the platform will not run: SQL the analysis refuses, or a
+// module that fails its check. It is recorded as an attempt.
+type refusal struct{ code, msg string }
+
+func (r *refusal) Error() string { return r.msg }
+
 // admit resolves, analyses and decides req for p. A malformed request is an
-// *InputError; SQL the analysis refuses is a *sqlbox.Error.
+// *InputError; code the analysis or module check refuses is a *refusal.
 func (s *Service) admit(ctx context.Context, p operators.Principal, req Request) (*admission, error) {
 	req.Dataset = strings.TrimSpace(req.Dataset)
 	req.Purpose = strings.TrimSpace(req.Purpose)
 	switch {
 	case req.Dataset == "":
 		return nil, &InputError{Code: "missing_dataset", Msg: "no dataset given; name it as NAME or NAME@VERSION"}
-	case strings.TrimSpace(req.SQL) == "":
-		return nil, &InputError{Code: "missing_sql", Msg: "no SQL given"}
+	case strings.TrimSpace(req.SQL) == "" && len(req.Wasm) == 0:
+		return nil, &InputError{Code: "missing_code", Msg: "no SQL and no Wasm module given; a job is one of them"}
+	case req.SQL != "" && len(req.Wasm) > 0:
+		return nil, &InputError{Code: "two_codes", Msg: "both SQL and a Wasm module given; submit them as two jobs"}
 	case req.Purpose == "":
 		return nil, &InputError{Code: "missing_purpose", Msg: "no purpose given; it must match the purpose of one of your agreements"}
 	}
@@ -163,34 +172,86 @@ func (s *Service) admit(ctx context.Context, p operators.Principal, req Request)
 		}
 		return nil, err
 	}
-	codeHash := sha256.Sum256([]byte(req.SQL))
-	a.code = hex.EncodeToString(codeHash[:])
-	an, err := sqlbox.Analyze(ctx, req.SQL, map[string][]string{a.entry.Name: a.entry.FieldNames()})
+	kind := KindSQL
+	if len(req.Wasm) > 0 {
+		kind = KindWasm
+		codeHash := sha256.Sum256(req.Wasm)
+		a.code = hex.EncodeToString(codeHash[:])
+		a.analysis, err = declared(ctx, req.Wasm, a.entry)
+	} else {
+		codeHash := sha256.Sum256([]byte(req.SQL))
+		a.code = hex.EncodeToString(codeHash[:])
+		a.analysis, err = analysed(ctx, req.SQL, a.entry)
+	}
 	if err != nil {
-		var qe *sqlbox.Error
-		if errors.As(err, &qe) {
+		var r *refusal
+		if errors.As(err, &r) {
 			return a, err
 		}
-		return nil, fmt.Errorf("analyse job: %w", err)
-	}
-	a.analysis = &Analysis{
-		Tables: an.Tables, Fields: an.Fields[a.entry.Name], Functions: an.Functions,
-		Aggregate: an.Aggregate, Executed: an.SQL, CellSQL: an.CellSQL,
-	}
-	for _, o := range an.Outputs {
-		a.analysis.Outputs = append(a.analysis.Outputs, Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
-	}
-	if a.analysis.Fields == nil {
-		a.analysis.Fields = []string{}
+		return nil, err
 	}
 	agreements, err := s.candidates(ctx, a.now, p.Name, a.entry.Name)
 	if err != nil {
 		return nil, err
 	}
-	a.input = admissionInput(a.now, p, a.entry, a.version, agreements, req, a.code, a.analysis)
+	a.input = admissionInput(a.now, p, a.entry, a.version, agreements, req, kind, a.code, a.analysis)
 	if a.decision, err = s.policy.Admit(ctx, a.input); err != nil {
 		return nil, err
 	}
+	return a, nil
+}
+
+// analysed is the SQL analysis of query over entry's fields.
+func analysed(ctx context.Context, query string, entry datasets.Entry) (*Analysis, error) {
+	an, err := sqlbox.Analyze(ctx, query, map[string][]string{entry.Name: entry.FieldNames()})
+	if err != nil {
+		var qe *sqlbox.Error
+		if errors.As(err, &qe) {
+			return nil, &refusal{code: qe.Code, msg: qe.Message}
+		}
+		return nil, fmt.Errorf("analyse job: %w", err)
+	}
+	a := &Analysis{
+		Tables: an.Tables, Fields: an.Fields[entry.Name], Functions: an.Functions,
+		Aggregate: an.Aggregate, Executed: an.SQL, CellSQL: an.CellSQL,
+	}
+	for _, o := range an.Outputs {
+		a.Outputs = append(a.Outputs, Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
+	}
+	if a.Fields == nil {
+		a.Fields = []string{}
+	}
+	return a, nil
+}
+
+// declared is what a Wasm module says it reads and writes, checked the way
+// the platform will run it. Its outputs are not known before it runs, so
+// policy sees the worst case: a group key carries its field; every other
+// column may carry every declared field, aggregated only in an aggregate.
+func declared(ctx context.Context, module []byte, entry datasets.Entry) (*Analysis, error) {
+	m, err := wasm.Check(ctx, module)
+	if err != nil {
+		var we *wasm.Error
+		if errors.As(err, &we) {
+			return nil, &refusal{code: "wasm_" + we.Code, msg: we.Error()}
+		}
+		return nil, fmt.Errorf("check module: %w", err)
+	}
+	names := entry.FieldNames()
+	for _, f := range m.Fields {
+		if !slices.Contains(names, f) {
+			return nil, &refusal{code: "unknown_field", msg: fmt.Sprintf("the module declares field %s, which %s does not have; its fields are %s", f, entry.Name, strings.Join(names, ", "))}
+		}
+	}
+	agg := m.Output.Kind == wasm.OutputAggregate
+	a := &Analysis{
+		Tables: []string{entry.Name}, Fields: append([]string{}, m.Fields...), Functions: []string{}, Aggregate: agg,
+		Module: &Module{SHA256: m.SHA256, Bytes: m.Size, Output: m.Output, Imports: len(m.Imports)},
+	}
+	for _, g := range m.Output.GroupBy {
+		a.Outputs = append(a.Outputs, Output{Name: g, Fields: []string{g}})
+	}
+	a.Outputs = append(a.Outputs, Output{Name: "*", Fields: a.Fields, Aggregated: agg})
 	return a, nil
 }
 
@@ -205,9 +266,9 @@ type Explanation struct {
 // Explain analyses and decides req for p as Submit would, and stops there.
 func (s *Service) Explain(ctx context.Context, p operators.Principal, req Request) (Explanation, error) {
 	a, err := s.admit(ctx, p, req)
-	var qe *sqlbox.Error
-	if errors.As(err, &qe) {
-		return Explanation{}, &InputError{Code: qe.Code, Msg: qe.Message}
+	var r *refusal
+	if errors.As(err, &r) {
+		return Explanation{}, &InputError{Code: r.code, Msg: r.msg}
 	}
 	if err != nil {
 		return Explanation{}, err
@@ -221,35 +282,45 @@ func (s *Service) Explain(ctx context.Context, p operators.Principal, req Reques
 // the analysis refuses is recorded as an attempt).
 func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request) (Job, error) {
 	a, err := s.admit(ctx, p, req)
-	var qe *sqlbox.Error
-	if errors.As(err, &qe) {
+	var r *refusal
+	if errors.As(err, &r) {
 		// Refusals are recorded too: regulators want to see attempts.
+		data := map[string]any{"code_sha256": a.code, "reason": r.code, "message": r.msg}
+		if req.SQL != "" {
+			data["sql"] = req.SQL
+		} else {
+			data["kind"], data["module_bytes"] = KindWasm, len(req.Wasm)
+		}
 		if _, aerr := s.log.Append(ctx, audit.Event{
-			Kind: "job.refused", Principal: p.Name, Subject: "dataset/" + a.entry.Name,
-			Data: map[string]any{"code_sha256": a.code, "sql": req.SQL, "reason": qe.Code, "message": qe.Message},
+			Kind: "job.refused", Principal: p.Name, Subject: "dataset/" + a.entry.Name, Data: data,
 		}); aerr != nil {
 			return Job{}, fmt.Errorf("record refusal: %w", aerr)
 		}
-		return Job{}, &InputError{Code: qe.Code, Msg: qe.Message}
+		return Job{}, &InputError{Code: r.code, Msg: r.msg}
 	}
 	if err != nil {
 		return Job{}, err
 	}
 	entry, version, code, analysis, decision, now := a.entry, a.version, a.code, a.analysis, a.decision, a.now
 	req.Purpose = strings.TrimSpace(req.Purpose)
-
+	kind := a.input.Job.Kind
+	data := map[string]any{
+		"dataset": entry.Name, "version": version.ID, "kind": kind,
+		"code_sha256": code, "purpose": req.Purpose, "analysis": analysis,
+	}
+	if kind == KindSQL {
+		data["sql"] = req.SQL
+	} else if err := s.keepModule(code, req.Wasm); err != nil {
+		return Job{}, err
+	}
 	submitted, err := s.log.Append(ctx, audit.Event{
-		Kind: "job.submitted", Principal: p.Name, Subject: "dataset/" + entry.Name,
-		Data: map[string]any{
-			"dataset": entry.Name, "version": version.ID, "kind": "sql", "sql": req.SQL,
-			"code_sha256": code, "purpose": req.Purpose, "analysis": analysis,
-		},
+		Kind: "job.submitted", Principal: p.Name, Subject: "dataset/" + entry.Name, Data: data,
 	})
 	if err != nil {
 		return Job{}, fmt.Errorf("record submission: %w", err)
 	}
 	job := Job{
-		ID: submitted.Seq, Operator: p.Name, Dataset: entry.Name, Version: version.ID, Kind: "sql",
+		ID: submitted.Seq, Operator: p.Name, Dataset: entry.Name, Version: version.ID, Kind: kind,
 		SQL: req.SQL, CodeSHA256: code, Purpose: req.Purpose, CreatedAt: now, UpdatedAt: now,
 		Agreement: decision.AgreementID, Record: Record{Analysis: analysis, Decision: &decision},
 	}
@@ -272,13 +343,13 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 	return job, nil
 }
 
-func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v datasets.Version, agreements []policies.Agreement, req Request, code string, an *Analysis) policies.AdmissionInput {
+func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v datasets.Version, agreements []policies.Agreement, req Request, kind, code string, an *Analysis) policies.AdmissionInput {
 	return policies.AdmissionInput{
 		Now:       now,
 		Principal: policies.Principal{Name: p.Name, Roles: p.Roles, Organization: p.Organization},
 		Dataset:   datasetFacts(e, v),
 		Job: policies.Job{
-			Kind: "sql", Purpose: req.Purpose, CodeHash: code, Tables: an.Tables,
+			Kind: kind, Purpose: req.Purpose, CodeHash: code, Tables: an.Tables,
 			Fields: an.Fields, Functions: an.Functions, Aggregate: an.Aggregate, AgreementID: req.Agreement,
 			Outputs: policyOutputs(an.Outputs),
 		},
