@@ -140,4 +140,3 @@ func wasmColumns(a *Analysis, columns []string) []Output {
 	}
 	return out
 }
-

@@ -133,7 +133,7 @@ func TestWasmSubmitRefusals(t *testing.T) {
 		req  Request
 		code string
 	}{
-		"malformed module": {Request{Dataset: "people", Wasm: []byte("\x00asm garbage"), Purpose: testPurpose}, "wasm_malformed"},
+		"malformed module":  {Request{Dataset: "people", Wasm: []byte("\x00asm garbage"), Purpose: testPurpose}, "wasm_malformed"},
 		"no fields section": {Request{Dataset: "people", Wasm: wasmtest.Emit(nil, `["district"]`, "")[:0:0], Purpose: testPurpose}, "missing_code"},
 		"sql and wasm":      {Request{Dataset: "people", SQL: "SELECT 1", Wasm: wasmtest.Emit(nil, `[]`, ""), Purpose: testPurpose}, "two_codes"},
 		"bad output decl":   {Request{Dataset: "people", Wasm: wasmtest.Emit(nil, `["district"]`, `{"kind":"aggregate","group_by":["income"]}`), Purpose: testPurpose}, "wasm_output_malformed"},
