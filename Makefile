@@ -4,15 +4,26 @@ GO       ?= go
 TAGS     := duckdb_arrow
 GOFLAGS  := -tags=$(TAGS)
 
-.PHONY: build test vet fmt-check bench clean
+.PHONY: build test vet fmt-check bench clean guest-toolchains
+
+# The C guest SDK's toolchain, from Debian's packages; installed when missing
+# (CI runs as root). The Go guests need only Go.
+GUEST_PKGS := clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32
 
 build:
 	$(GO) build $(GOFLAGS) -o bin/dsbx ./cmd/dsbx
 
 # Every test: unit tests of each package, the adversarial sandbox tests and
 # the end-to-end tests that drive a real server over loopback.
-test: vet fmt-check
-	$(GO) test $(GOFLAGS) -count=1 -timeout 15m ./...
+# Guest SDK tests fail, not skip, when their toolchain is missing.
+test: vet fmt-check guest-toolchains
+	DSBX_REQUIRE_GUEST_TOOLCHAINS=1 $(GO) test $(GOFLAGS) -count=1 -timeout 15m ./...
+
+guest-toolchains:
+	@if ! command -v clang-14 >/dev/null || [ ! -f /usr/include/wasm32-wasi/stdio.h ]; then \
+		echo "installing the C guest toolchain: $(GUEST_PKGS)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(GUEST_PKGS); \
+	fi
 
 vet:
 	$(GO) vet $(GOFLAGS) ./...
