@@ -115,10 +115,13 @@ var allowedImports = map[string]bool{
 	"path_rename":             true,
 	"path_symlink":            true,
 	"path_unlink_file":        true,
-	"poll_oneoff":             true,
-	"proc_exit":               true,
-	"random_get":              true,
-	"sched_yield":             true,
+	// Linked by Go's time package (zoneinfo) and wasi-libc's stdio; always
+	// ESPIPE: the only descriptors are the three streams.
+	"fd_seek":     true,
+	"poll_oneoff": true,
+	"proc_exit":   true,
+	"random_get":  true,
+	"sched_yield": true,
 }
 
 // hostImports are the functions of the dsbx host module (ABI v1).
@@ -694,6 +697,7 @@ func (d *denials) list() []string {
 // WASI errno values.
 const (
 	errnoBadf       = 8
+	errnoSpipe      = 70
 	errnoNotcapable = 76
 )
 
@@ -711,7 +715,7 @@ func instantiateWASI(ctx context.Context, r wazero.Runtime, den *denials) error 
 				den.add(name + pathArg(m, stack[2], stack[3]))
 			case "path_create_directory", "path_remove_directory", "path_unlink_file", "path_readlink":
 				den.add(name + pathArg(m, stack[1], stack[2]))
-			case "fd_prestat_get", "fd_prestat_dir_name":
+			case "fd_prestat_get", "fd_prestat_dir_name", "fd_seek":
 			default:
 				den.add(name)
 			}
@@ -721,6 +725,8 @@ func instantiateWASI(ctx context.Context, r wazero.Runtime, den *denials) error 
 	// fd_prestat_get(fd, buf) -> EBADF: there are no preopened directories.
 	deny("fd_prestat_get", errnoBadf, i32, i32)
 	deny("fd_prestat_dir_name", errnoBadf, i32, i32, i32)
+	// fd_seek(fd, offset, whence, newoffset) -> ESPIPE: stdin and stdout are streams.
+	deny("fd_seek", errnoSpipe, i32, i64, i32, i32)
 	// path_open(fd, dirflags, path, path_len, oflags, rights, rights_inh, fdflags, fd_out)
 	deny("path_open", errnoNotcapable, i32, i32, i32, i32, i32, i64, i64, i32, i32)
 	// path_filestat_get(fd, flags, path, path_len, buf)
