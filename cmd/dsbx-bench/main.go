@@ -11,6 +11,14 @@
 // The platform runs in-process exactly as `dsbx serve` runs it (server.Open
 // and Serve on a loopback port) and is driven through the Go client, so the
 // end-to-end time includes HTTP, the client's polling and the CSV download.
+//
+// With -wasm it instead measures a WebAssembly job against native Go: the
+// sdk/go/examples/colsum guest (built from the repository with the Go
+// toolchain, for GOOS=wasip1) summing an int64 column under wasm.Run, next
+// to native Go summing the same arrays in memory and decoding the same Arrow
+// IPC stream (see wasm.go):
+//
+//	go run -tags duckdb_arrow ./cmd/dsbx-bench -wasm [-rows 10000000] [-runs 5] [-repo DIR]
 package main
 
 import (
@@ -58,6 +66,8 @@ type options struct {
 	lookupRows int64
 	runs       int
 	keep       string
+	wasm       bool   // the Wasm benchmark instead (wasm.go)
+	repo       string // repository root for -wasm; default found from the working directory
 }
 
 // minRows keeps every district cell of both queries above the platform's
@@ -72,9 +82,13 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.Int64Var(&o.lookupRows, "lookup-rows", 1000, "rows of the lookup register the lookup query scans")
 	fs.IntVar(&o.runs, "runs", 5, "timed runs of each query on each side (after one untimed warm-up)")
 	fs.StringVar(&o.keep, "keep", "", "directory to use and keep (generated files and the platform's data directory); default a temporary directory, removed at the end")
+	fs.BoolVar(&o.wasm, "wasm", false, "instead, time a Wasm job (the colsum guest under wasm.Run) summing an int64 column of -rows rows against native Go")
+	fs.StringVar(&o.repo, "repo", "", "with -wasm: the repository root to build the guest from; default the directory above the working directory holding its go.mod")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: dsbx-bench [-rows N] [-lookup-rows N] [-runs N] [-keep DIR]")
-		fmt.Fprintln(fs.Output(), "Times platform jobs end to end against raw DuckDB on the same query and snapshot.")
+		fmt.Fprintln(fs.Output(), "       dsbx-bench -wasm [-rows N] [-runs N] [-keep DIR] [-repo DIR]")
+		fmt.Fprintln(fs.Output(), "Times platform jobs end to end against raw DuckDB on the same query and snapshot,")
+		fmt.Fprintln(fs.Output(), "or, with -wasm, a Wasm job against native Go on the same column sum.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -191,6 +205,10 @@ var districts = []string{"上城区", "拱墅区", "西湖区", "滨江区", "�
 func run(ctx context.Context, args []string, w io.Writer) (*Report, error) {
 	o, err := parseFlags(args, w)
 	if err != nil {
+		return nil, err
+	}
+	if o.wasm {
+		_, err := runWasm(ctx, o, w)
 		return nil, err
 	}
 	b := &bench{w: w, start: time.Now()}
