@@ -3,12 +3,14 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
+	"github.com/datasandbox/dsbx/sandbox/wasm"
 )
 
 // Error is the body of every non-2xx answer.
@@ -80,12 +82,28 @@ func errorBody(err error) (int, Error) {
 	}
 }
 
-// decode reads a JSON request body into v, answering 400 on failure.
+// decode reads a JSON request body of at most 1 MiB into v, answering 400
+// on failure.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	return decodeUpTo(w, r, v, 1<<20)
+}
+
+// jobBody bounds a job submission: a Wasm module of the largest size the
+// platform runs, base64-encoded, and the rest of the request.
+const jobBody = wasm.MaxModuleSize/3*4 + 1<<20
+
+// decodeUpTo reads a JSON request body of at most limit bytes into v,
+// answering 413 naming the limit when it is larger, 400 on other failures.
+func decodeUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than %d bytes, the limit for this endpoint", limit))
+			return false
+		}
 		writeError(w, http.StatusBadRequest, "bad_request", "request body is not the expected JSON: "+err.Error())
 		return false
 	}

@@ -87,7 +87,7 @@ func (s *Server) routes() http.Handler {
 
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	var req jobs.Request
-	if !decode(w, r, &req) {
+	if !decodeUpTo(w, r, &req, jobBody) {
 		return
 	}
 	j, err := s.jobs.Submit(r.Context(), p, req)

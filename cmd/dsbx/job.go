@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -10,19 +11,31 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/datasandbox/dsbx/jobs"
+	"github.com/datasandbox/dsbx/sandbox/wasm"
 )
 
 func jobCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "job", Short: "Submit and inspect jobs"}
 	var req jobs.Request
 	var wait bool
+	var module string
 	submit := &cobra.Command{
-		Use:   "submit",
-		Short: "Submit a SQL job over a dataset (as an operator or researcher)",
+		Use:   "submit --dataset NAME (--sql QUERY | --wasm FILE.wasm) --purpose P",
+		Short: "Submit a SQL or Wasm job over a dataset (as an operator or researcher)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.Agreement < 0 {
 				return fmt.Errorf("--agreement %d is not an agreement ID; see 'dsbx agreement list'", req.Agreement)
+			}
+			if module != "" {
+				b, err := os.ReadFile(module)
+				if err != nil {
+					return err
+				}
+				if _, err := wasm.Check(cmd.Context(), b); err != nil { // refuse here what the server would
+					return fmt.Errorf("%s: %w", module, err)
+				}
+				req.Wasm = b
 			}
 			c := g.client()
 			j, err := c.Submit(cmd.Context(), req)
@@ -45,12 +58,15 @@ func jobCmd(g *globals) *cobra.Command {
 	}
 	submit.Flags().StringVar(&req.Dataset, "dataset", "", "dataset as NAME or NAME@VERSION")
 	submit.Flags().StringVar(&req.SQL, "sql", "", "one SELECT statement; the dataset is the table NAME")
+	submit.Flags().StringVar(&module, "wasm", "", "a WebAssembly module (guest ABI v1; check it first with 'dsbx wasm check')")
 	submit.Flags().StringVar(&req.Purpose, "purpose", "", "purpose, as named in your agreement")
 	submit.Flags().Int64Var(&req.Agreement, "agreement", 0, "run under this agreement (default: the oldest usable one for the purpose)")
 	submit.Flags().BoolVar(&wait, "wait", false, "wait until the job reaches a final state")
-	for _, f := range []string{"dataset", "sql", "purpose"} {
+	for _, f := range []string{"dataset", "purpose"} {
 		submit.MarkFlagRequired(f)
 	}
+	submit.MarkFlagsOneRequired("sql", "wasm")
+	submit.MarkFlagsMutuallyExclusive("sql", "wasm")
 
 	show := &cobra.Command{
 		Use:   "show ID",
@@ -79,9 +95,9 @@ func jobCmd(g *globals) *cobra.Command {
 			}
 			return g.emit(cmd, list, func() {
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tSTATE\tOPERATOR\tDATASET\tSUBMITTED\tSQL")
+				fmt.Fprintln(tw, "ID\tSTATE\tOPERATOR\tDATASET\tSUBMITTED\tCODE")
 				for _, j := range list {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s@%s\t%s\t%s\n", j.ID, j.State, j.Operator, j.Dataset, shortVersion(j.Version), j.CreatedAt.Format("2006-01-02 15:04:05"), oneLine(j.SQL, 60))
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s@%s\t%s\t%s\n", j.ID, j.State, j.Operator, j.Dataset, shortVersion(j.Version), j.CreatedAt.Format("2006-01-02 15:04:05"), code(j, 60))
 				}
 				tw.Flush()
 			})
@@ -89,6 +105,14 @@ func jobCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(submit, show, list, jobTryCmd())
 	return cmd
+}
+
+// code is a job's SQL on one line, or its module's kind and hash.
+func code(j jobs.Job, n int) string {
+	if j.Kind == jobs.KindWasm {
+		return "wasm " + shortVersion(j.CodeSHA256)
+	}
+	return oneLine(j.SQL, n)
 }
 
 func oneLine(s string, n int) string {
@@ -102,7 +126,13 @@ func oneLine(s string, n int) string {
 // printJob renders a job's record for people.
 func printJob(w io.Writer, j jobs.Job) {
 	fmt.Fprintf(w, "job %d: %s\n", j.ID, strings.ToUpper(j.State))
-	fmt.Fprintf(w, "  dataset  %s@%s\n  purpose  %s\n  sql      %s\n", j.Dataset, shortVersion(j.Version), j.Purpose, oneLine(j.SQL, 100))
+	fmt.Fprintf(w, "  dataset  %s@%s\n  purpose  %s\n  %-8s %s\n", j.Dataset, shortVersion(j.Version), j.Purpose, j.Kind, code(j, 100))
+	if a := j.Analysis; a != nil && a.Module != nil {
+		fmt.Fprintf(w, "  module   sha256 %s, %d bytes, output %s %v\n", a.Module.SHA256, a.Module.Bytes, a.Module.Output.Kind, a.Module.Output.GroupBy)
+	}
+	if r := j.Run; r != nil && r.Guest != nil {
+		fmt.Fprintf(w, "  guest    seed %d, read %d rows, peak %d pages, %d ms; log kept in quarantine (%d bytes)\n", r.Guest.Seed, r.Guest.InputRows, r.Guest.PeakPages, r.Guest.GuestMS, r.Guest.LogBytes)
+	}
 	if a := j.Analysis; a != nil {
 		fmt.Fprintf(w, "  fields   %s (aggregate: %v)\n", strings.Join(a.Fields, ", "), a.Aggregate)
 	}
