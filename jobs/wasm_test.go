@@ -194,3 +194,18 @@ func TestWasmGuestFailureContained(t *testing.T) {
 		t.Fatalf("the next job: %s %s", next.State, next.Error)
 	}
 }
+
+// A module importing a host function outside the ABI is refused before it
+// is stored, and the attempt is audited.
+func TestWasmUndocumentedImportRefused(t *testing.T) {
+	p := newPlatform(t)
+	_, err := p.submitWasm(t, "acme", wasmtest.Import("env", "read_host_file", `["district"]`))
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.Code != "wasm_forbidden_import" || !strings.Contains(ie.Msg, "read_host_file") {
+		t.Fatalf("%v, want wasm_forbidden_import naming the import", err)
+	}
+	last, _ := p.log.Entry(p.log.Size() - 1)
+	if last.Kind != "job.refused" {
+		t.Fatalf("last audit entry %s, want job.refused", last.Kind)
+	}
+}

@@ -74,3 +74,16 @@ func name(s string) []byte { return cat(uleb(uint64(len(s))), []byte(s)) }
 func section(id byte, body []byte) []byte { return cat([]byte{id}, uleb(uint64(len(body))), body) }
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// Import returns a command whose _start calls mod.fn, an imported () -> ()
+// function, declaring fields: a module asking for a host function.
+func Import(mod, fn, fields string) []byte {
+	return cat([]byte("\x00asm\x01\x00\x00\x00"),
+		section(1, vec([]byte{0x60, 0x00, 0x00})),
+		section(2, vec(cat(name(mod), name(fn), []byte{0x00, 0x00}))),
+		section(3, vec([]byte{0x00})),
+		section(7, vec(cat(name("_start"), []byte{0x00, 0x01}))),
+		section(10, vec(cat(uleb(4), []byte{0x00, 0x10, 0x00, 0x0b}))),
+		Custom("dsbx.fields", []byte(fields)),
+	)
+}
