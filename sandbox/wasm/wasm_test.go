@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/datasandbox/dsbx/sandbox/wasm/wasmtest"
 )
 
 var guestNames = []string{"echo", "loop", "membomb", "bigout", "panicky", "trapmid", "escape", "random", "env", "hostcalls"}
@@ -131,34 +133,6 @@ func importModule(mod, fn string) []byte {
 	)
 }
 
-// trapModule writes payload to stdout with fd_write, then executes
-// `unreachable`.
-func trapModule(payload []byte) []byte {
-	data := make([]byte, 32, 32+len(payload))
-	data[0] = 32 // iovec.buf = 32
-	l := uint32(len(payload))
-	data[4], data[5], data[6], data[7] = byte(l), byte(l>>8), byte(l>>16), byte(l>>24)
-	data = append(data, payload...)
-	body := []byte{0x00, // no locals
-		0x41, 0x01, // i32.const 1 (stdout)
-		0x41, 0x00, // i32.const 0 (iovs)
-		0x41, 0x01, // i32.const 1 (iovs_len)
-		0x41, 0x10, // i32.const 16 (nwritten)
-		0x10, 0x00, // call fd_write
-		0x1a, // drop
-		0x00, // unreachable
-		0x0b}
-	return cat(header,
-		section(1, vec([]byte{0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 1, 0x7f}, []byte{0x60, 0, 0})),
-		section(2, vec(cat(name(WASIModule), name("fd_write"), []byte{0x00, 0x00}))),
-		section(3, vec([]byte{0x01})),
-		section(5, vec([]byte{0x00, 0x01})), // memory: min 1 page
-		section(7, vec(cat(name("_start"), []byte{0x00, 0x01}), cat(name("memory"), []byte{0x02, 0x00}))),
-		section(10, vec(cat(uleb(uint64(len(body))), body))),
-		section(11, vec(cat([]byte{0x00, 0x41, 0x00, 0x0b}, uleb(uint64(len(data))), data))),
-	)
-}
-
 func run(t *testing.T, mod []byte, in io.Reader, lim Limits, seed int64) (*Report, []byte, error) {
 	t.Helper()
 	var out bytes.Buffer
@@ -257,7 +231,7 @@ func TestPanicMidOutput(t *testing.T) {
 }
 
 func TestTrapMidOutput(t *testing.T) {
-	mod := withFields(trapModule([]byte("partial result")), []string{"x"})
+	mod := wasmtest.Trap([]byte("partial result"), `["x"]`)
 	rep, out, err := run(t, mod, nil, Limits{}, 1)
 	var ge *GuestError
 	if !errors.As(err, &ge) || !strings.Contains(ge.Trap, "unreachable") {
