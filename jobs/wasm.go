@@ -62,11 +62,11 @@ func (s *Service) runWasm(ctx context.Context, j *Job, entry datasets.Entry, ver
 	for _, f := range j.Analysis.Fields { // declared order: the guest's schema
 		table.Columns = append(table.Columns, sqlbox.Column{Name: f, Form: j.Decision.Fields[f]})
 	}
-	mem, err := sqlbox.HardMemory(limits.Memory)
+	mem, err := sqlbox.MemoryBytes(limits.Memory)
 	if err != nil {
 		return nil, err
 	}
-	pages := min(uint32((mem-512<<20)/2/65536), wasm.MaxMemoryPages) // the agreement's memory, in pages
+	pages := uint32(min(mem/65536, wasm.MaxMemoryPages)) // the agreement's memory, in 64 KiB pages
 	rep, err := wasmjob.RunIsolated(ctx, wasmjob.Spec{
 		Module: module, Table: table, Out: s.resultPath(j.ID), CacheDir: filepath.Join(s.dir, "wasm-cache"),
 		Limits: wasmjob.Limits{

@@ -11,9 +11,6 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/datasandbox/dsbx/sandbox/wasm/wasmtest"
 )
@@ -22,23 +19,14 @@ import (
 // guest computing an aggregate would write it.
 func districtTotals(t *testing.T, keys []string, totals []int64) []byte {
 	t.Helper()
-	schema := arrow.NewSchema([]arrow.Field{
+	b, err := wasmtest.IPC([]arrow.Field{
 		{Name: "district", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "total", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	}, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	b.Field(0).(*array.StringBuilder).AppendValues(keys, nil)
-	b.Field(1).(*array.Int64Builder).AppendValues(totals, nil)
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
-	if err := w.Write(rec); err != nil {
+	}, keys, totals)
+	if err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
-	return buf.Bytes()
+	return b
 }
 
 const wasmByDistrict = `{"kind":"aggregate","group_by":["district"]}`

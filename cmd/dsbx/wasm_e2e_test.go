@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,9 +8,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/datasandbox/dsbx/sandbox/wasm/wasmtest"
 )
@@ -20,26 +16,19 @@ import (
 // reading its input: enough to drive the CLI and the server end to end.
 func totalsModule(t *testing.T, dir string, keys []string) string {
 	t.Helper()
-	schema := arrow.NewSchema([]arrow.Field{
+	totals := make([]int64, len(keys))
+	for i := range keys {
+		totals[i] = int64(100 * (i + 1))
+	}
+	stream, err := wasmtest.IPC([]arrow.Field{
 		{Name: "district", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "total", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	}, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	for i, k := range keys {
-		b.Field(0).(*array.StringBuilder).Append(k)
-		b.Field(1).(*array.Int64Builder).Append(int64(100 * (i + 1)))
-	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
-	if err := w.Write(rec); err != nil {
+	}, keys, totals)
+	if err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
 	path := filepath.Join(dir, "totals.wasm")
-	mod := wasmtest.Emit(buf.Bytes(), `["district","income"]`, `{"kind":"aggregate","group_by":["district"]}`)
+	mod := wasmtest.Emit(stream, `["district","income"]`, `{"kind":"aggregate","group_by":["district"]}`)
 	if err := os.WriteFile(path, mod, 0o644); err != nil {
 		t.Fatal(err)
 	}

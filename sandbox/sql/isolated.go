@@ -142,6 +142,10 @@ func HardMemory(memory string) (int64, error) {
 	return 2*n + 512<<20, nil
 }
 
+// MemoryBytes is the number of bytes a DuckDB size such as 512MB, 1GB or
+// 2GiB names.
+func MemoryBytes(memory string) (int64, error) { return parseSize(memory) }
+
 // parseSize reads a DuckDB size such as 512MB, 1GB or 2GiB.
 func parseSize(s string) (int64, error) {
 	t := strings.ToUpper(strings.TrimSpace(s))

@@ -61,32 +61,14 @@ func spec(t *testing.T, module []byte, fields ...string) Spec {
 	}
 }
 
-// stream encodes columns (name → values: []string, []int64 or nil) as an
-// Arrow IPC stream, as a guest would write it.
+// stream encodes columns as an Arrow IPC stream, as a guest would write it.
 func stream(t *testing.T, fields []arrow.Field, cols ...any) []byte {
 	t.Helper()
-	schema := arrow.NewSchema(fields, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	for i, c := range cols {
-		switch v := c.(type) {
-		case []string:
-			b.Field(i).(*array.StringBuilder).AppendValues(v, nil)
-		case []int64:
-			b.Field(i).(*array.Int64Builder).AppendValues(v, nil)
-		}
-	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
-	if err := w.Write(rec); err != nil {
+	b, err := wasmtest.IPC(fields, cols...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 var (

@@ -2,7 +2,15 @@
 // guests whose behaviour is exact and that need no toolchain.
 package wasmtest
 
-import "bytes"
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
 
 // Emit returns a WASI command that writes payload to stdout with one
 // fd_write and returns, reading nothing. fields is the JSON array for its
@@ -86,4 +94,34 @@ func Import(mod, fn, fields string) []byte {
 		section(10, vec(cat(uleb(4), []byte{0x00, 0x10, 0x00, 0x0b}))),
 		Custom("dsbx.fields", []byte(fields)),
 	)
+}
+
+// IPC encodes one record batch as an Arrow IPC stream, as a guest writes its
+// result; each column is a []string (utf8) or []int64 (int64), matching its
+// field's type.
+func IPC(fields []arrow.Field, cols ...any) ([]byte, error) {
+	schema := arrow.NewSchema(fields, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i, c := range cols {
+		switch v := c.(type) {
+		case []string:
+			b.Field(i).(*array.StringBuilder).AppendValues(v, nil)
+		case []int64:
+			b.Field(i).(*array.Int64Builder).AppendValues(v, nil)
+		default:
+			return nil, fmt.Errorf("column %d: unsupported %T", i, c)
+		}
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+	if err := w.Write(rec); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
