@@ -19,6 +19,7 @@ import (
 	"github.com/datasandbox/dsbx/policies"
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
 	"github.com/datasandbox/dsbx/sandbox/wasm"
+	"github.com/datasandbox/dsbx/sandbox/wasmjob"
 )
 
 // Catalog resolves dataset references to pinned versions.
@@ -177,7 +178,7 @@ func (s *Service) admit(ctx context.Context, p operators.Principal, req Request)
 		kind = KindWasm
 		codeHash := sha256.Sum256(req.Wasm)
 		a.code = hex.EncodeToString(codeHash[:])
-		a.analysis, err = declared(ctx, req.Wasm, a.entry)
+		a.analysis, err = declared(ctx, req.Wasm, a.entry, s.wasmCache())
 	} else {
 		codeHash := sha256.Sum256([]byte(req.SQL))
 		a.code = hex.EncodeToString(codeHash[:])
@@ -228,8 +229,8 @@ func analysed(ctx context.Context, query string, entry datasets.Entry) (*Analysi
 // the platform will run it. Its outputs are not known before it runs, so
 // policy sees the worst case: a group key carries its field; every other
 // column may carry every declared field, aggregated only in an aggregate.
-func declared(ctx context.Context, module []byte, entry datasets.Entry) (*Analysis, error) {
-	m, err := wasm.Check(ctx, module)
+func declared(ctx context.Context, module []byte, entry datasets.Entry, cacheDir string) (*Analysis, error) {
+	m, err := wasmjob.Check(ctx, module, cacheDir) // compiled in a worker of its own, ready for the run
 	if err != nil {
 		var we *wasm.Error
 		if errors.As(err, &we) {

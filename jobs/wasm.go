@@ -20,6 +20,10 @@ func (s *Service) modulePath(sha string) string {
 	return filepath.Join(s.dir, "modules", sha+".wasm")
 }
 
+// wasmCache is where modules are compiled at submission, for the workers
+// that run them.
+func (s *Service) wasmCache() string { return filepath.Join(s.dir, "wasm-cache") }
+
 // keepModule stores module under its hash, durably, before the submission
 // is recorded.
 func (s *Service) keepModule(sha string, module []byte) error {
@@ -68,7 +72,7 @@ func (s *Service) runWasm(ctx context.Context, j *Job, entry datasets.Entry, ver
 	}
 	pages := uint32(min(mem/65536, wasm.MaxMemoryPages)) // the agreement's memory, in 64 KiB pages
 	rep, err := wasmjob.RunIsolated(ctx, wasmjob.Spec{
-		Module: module, Table: table, Out: s.resultPath(j.ID), CacheDir: filepath.Join(s.dir, "wasm-cache"),
+		Module: module, Table: table, Out: s.resultPath(j.ID), CacheDir: s.wasmCache(),
 		Limits: wasmjob.Limits{
 			MemoryPages: pages, Timeout: limits.Timeout, Memory: limits.Memory, Threads: limits.Threads,
 			MaxRows: limits.MaxRows, MaxBytes: limits.MaxBytes, TempDir: limits.TempDir,

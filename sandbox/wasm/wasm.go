@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -246,6 +247,9 @@ func sharedCache() wazero.CompilationCache {
 // in dir as well as in memory, so short-lived worker processes share them.
 // Call it before the first Check or Run.
 func UseCacheDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("wasm: compilation cache: %w", err)
+	}
 	c, err := wazero.NewCompilationCacheWithDir(dir)
 	if err != nil {
 		return fmt.Errorf("wasm: compilation cache %s: %w", dir, err)

@@ -2,6 +2,8 @@ package wasmjob
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,9 +110,27 @@ func (f *failure) err() error {
 // fails the job, not the platform. The worker is killed at the time limit
 // plus KillGrace, or when its resident memory passes the guest's memory plus
 // sqlbox.HardMemory of the host's. Report.Process holds what it used.
+//
+// The module is compiled first, by Check under CompileLimits, unless
+// spec.CacheDir already holds it: compiling is not charged to the job's
+// memory. Without a CacheDir, a temporary one is used for this run.
 func RunIsolated(ctx context.Context, spec Spec) (*Report, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
+	}
+	if spec.CacheDir == "" {
+		dir, err := os.MkdirTemp("", "dsbx-wasm-cache-")
+		if err != nil {
+			return nil, fmt.Errorf("wasm job: compilation cache: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		spec.CacheDir = dir
+	}
+	sum := sha256.Sum256(spec.Module)
+	if _, err := os.Stat(compiledMarker(spec.CacheDir, hex.EncodeToString(sum[:]))); err != nil {
+		if _, err := Check(ctx, spec.Module, spec.CacheDir); err != nil {
+			return nil, err
+		}
 	}
 	pages := spec.Limits.MemoryPages
 	if pages == 0 {
