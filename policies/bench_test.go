@@ -56,7 +56,7 @@ func BenchmarkRelease(b *testing.B) {
 		b.Fatal(err)
 	}
 	in := ReleaseInput{Now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), Agreement: agreement7(),
-		Checks:  []Check{{Name: "min_cell_count", Passed: true}, {Name: "direct_identifiers", Passed: true}},
+		Checks:  []Check{{Name: "min_cell_count", Verdict: VerdictPass}, {Name: "direct_identifiers", Verdict: VerdictPass}},
 		Dataset: Dataset{Name: "population", Status: "active"}, Job: Job{Fields: []string{"district", "income"}}}
 	ctx := context.Background()
 	percentiles(b, func() error { _, err := e.Release(ctx, in); return err })

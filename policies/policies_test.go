@@ -181,26 +181,26 @@ func TestRelease(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	live := agreement7()
-	d, err := e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: []Check{{Name: "min_cell_count", Passed: true}, {Name: "direct_identifiers", Passed: true}}})
+	d, err := e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: []Check{{Name: "min_cell_count", Verdict: VerdictPass}, {Name: "direct_identifiers", Verdict: VerdictPass}}})
 	if err != nil || d.Outcome != OutcomeRelease || d.Bundle != e.BundleHash() {
 		t.Fatalf("all checks passed: %+v %v", d, err)
 	}
-	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: []Check{{Name: "min_cell_count", Passed: false, Detail: "3 cells below 10"}, {Name: "direct_identifiers", Passed: true}}})
-	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Message != "3 cells below 10" {
+	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: []Check{{Name: "min_cell_count", Verdict: VerdictReview, Detail: "3 cells below 10"}, {Name: "direct_identifiers", Verdict: VerdictPass}}})
+	if err != nil || d.Outcome != OutcomeReview || len(d.Reasons) != 1 || d.Reasons[0].Message != "3 cells below 10" {
 		t.Fatalf("failed check: %+v %v", d, err)
 	}
 	d, err = e.Release(ctx, ReleaseInput{})
-	if err != nil || d.Outcome != OutcomeHold {
+	if err != nil || d.Outcome != OutcomeReview {
 		t.Fatalf("no checks at all must hold: %+v %v", d, err)
 	}
-	passed := []Check{{Name: "min_cell_count", Passed: true}}
+	passed := []Check{{Name: "min_cell_count", Verdict: VerdictPass}}
 	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: passed, Dataset: Dataset{Name: "population", Status: "suspended"}})
-	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Code != "dataset_suspended" {
+	if err != nil || d.Outcome != OutcomeReview || len(d.Reasons) != 1 || d.Reasons[0].Code != "dataset_suspended" {
 		t.Fatalf("dataset suspended after admission must hold: %+v %v", d, err)
 	}
 	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: passed, Job: Job{Fields: []string{"district", "income"}},
 		Dataset: Dataset{Name: "population", Status: "active", SuspendedFields: []string{"income"}}})
-	if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Code != "field_suspended" {
+	if err != nil || d.Outcome != OutcomeReview || len(d.Reasons) != 1 || d.Reasons[0].Code != "field_suspended" {
 		t.Fatalf("used field suspended after admission must hold: %+v %v", d, err)
 	}
 	d, err = e.Release(ctx, ReleaseInput{Now: now, Agreement: live, Checks: passed, Job: Job{Fields: []string{"district"}},
@@ -220,7 +220,7 @@ func TestRelease(t *testing.T) {
 		in := ReleaseInput{Now: now, Agreement: agreement7(), Checks: passed, Dataset: Dataset{Name: "population", Status: "active"}}
 		tc.mod(&in)
 		d, err := e.Release(ctx, in)
-		if err != nil || d.Outcome != OutcomeHold || len(d.Reasons) != 1 || d.Reasons[0].Code != "agreement_withdrawn" || !strings.Contains(d.Reasons[0].Message, tc.text) {
+		if err != nil || d.Outcome != OutcomeReview || len(d.Reasons) != 1 || d.Reasons[0].Code != "agreement_withdrawn" || !strings.Contains(d.Reasons[0].Message, tc.text) {
 			t.Errorf("%s agreement must hold the result: %+v %v", tc.name, d, err)
 		}
 	}

@@ -17,6 +17,16 @@ type ReleaseInput struct {
 	// Agreement is the agreement the job was admitted under, as it stands
 	// now: a suspension, revocation or expiry meanwhile holds the result.
 	Agreement Agreement `json:"agreement"`
+	// Review is what output checkers have said about the result so far.
+	Review Review `json:"review"`
+}
+
+// Review is the state of a held result's review.
+type Review struct {
+	// Justification is the submitter's case for an exception, "" if none.
+	Justification string `json:"justification"`
+	// Approvals names the reviewers who approved the result, in order.
+	Approvals []string `json:"approvals"`
 }
 
 // Result is the shape of a quarantined result.
@@ -29,22 +39,33 @@ type Result struct {
 
 // Check is the outcome of one disclosure check.
 type Check struct {
-	Name   string `json:"name"`
-	Passed bool   `json:"passed"`
-	Detail string `json:"detail"`
+	Name    string `json:"name"`
+	Verdict string `json:"verdict"` // pass, review or fail
+	Detail  string `json:"detail"`
 }
+
+// Check verdicts.
+const (
+	VerdictPass   = "pass"
+	VerdictReview = "review"
+	VerdictFail   = "fail"
+)
 
 // Release outcomes.
 const (
-	OutcomeRelease = "release"
-	OutcomeHold    = "hold"
+	OutcomeRelease = "release" // the result leaves quarantine now
+	OutcomeReview  = "review"  // held until enough output checkers approve it
+	OutcomeReject  = "reject"  // never released
 )
 
 // ReleaseDecision is the release policy's answer.
 type ReleaseDecision struct {
 	Outcome string   `json:"outcome"`
 	Reasons []Reason `json:"reasons"`
-	Bundle  string   `json:"bundle"`
+	// Reviewers is how many distinct output checkers must approve a
+	// result held for review.
+	Reviewers int    `json:"reviewers"`
+	Bundle    string `json:"bundle"`
 }
 
 // Release evaluates the release policy for in.

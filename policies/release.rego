@@ -1,6 +1,6 @@
 # Release: may a quarantined result leave? Go computes the disclosure checks
 # and gathers the dataset's state as it is now; this policy turns them into
-# an outcome.
+# an outcome: release now, hold for review by output checkers, or reject.
 package dsbx.release
 
 import rego.v1
@@ -9,7 +9,20 @@ import rego.v1
 # anything else, so a malformed time denies or holds instead of failing.
 ns(s) := time.parse_rfc3339_ns(s) if regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`, s)
 
-failed := [c | some c in input.checks; not c.passed]
+# A check that fails can never be waived; one that asks for review can, by
+# enough output checkers.
+failed := [c | some c in input.checks; c.verdict == "fail"]
+
+# Anything but pass or fail, a missing verdict included, asks for review.
+to_review := [c | some c in input.checks; not object.get(c, "verdict", "") in {"pass", "fail"}]
+
+# Results from important or core data (重要数据, 核心数据) need a second,
+# different reviewer.
+default reviewers := 1
+
+reviewers := 2 if input.dataset.grade in {"important", "core"}
+
+approved if count({a | some a in input.review.approvals}) >= reviewers
 
 withdrawn contains {"code": "dataset_suspended", "message": msg} if {
 	input.dataset.status == "suspended"
@@ -44,9 +57,23 @@ withdrawn contains {"code": "agreement_withdrawn", "message": msg} if {
 	msg := sprintf("agreement %d ended at %s; results of jobs run under it are held", [input.agreement.id, input.agreement.valid_until])
 }
 
-default outcome := "hold"
+default outcome := "review"
 
+outcome := "reject" if count(failed) > 0
+
+# Every check passed: released without review.
 outcome := "release" if {
+	releasable
+	count(to_review) == 0
+}
+
+# Checks asked for review, and enough output checkers approved.
+outcome := "release" if {
+	releasable
+	approved
+}
+
+releasable if {
 	count(input.checks) > 0
 	count(failed) == 0
 	count(withdrawn) == 0
@@ -54,5 +81,6 @@ outcome := "release" if {
 
 decision := {
 	"outcome": outcome,
-	"reasons": array.concat([{"code": c.name, "message": c.detail} | some c in failed], [r | some r in withdrawn]),
+	"reasons": array.concat([{"code": c.name, "message": c.detail} | some c in array.concat(failed, to_review)], [r | some r in withdrawn]),
+	"reviewers": reviewers,
 }

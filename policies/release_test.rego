@@ -25,8 +25,8 @@ agreement7 := {
 }
 
 passed_checks := [
-	{"name": "min_cell_count", "passed": true, "detail": ""},
-	{"name": "direct_identifiers", "passed": true, "detail": ""},
+	{"name": "min_cell_count", "verdict": "pass", "detail": ""},
+	{"name": "direct_identifiers", "verdict": "pass", "detail": ""},
 ]
 
 # A result of a job over district and income that passed every check, under
@@ -84,7 +84,7 @@ released(inp) if {
 # Held with exactly one reason, of code c, its message containing text.
 held_for(inp, c, text) if {
 	d := decide(inp)
-	d.outcome == "hold"
+	d.outcome == "review"
 	count(d.reasons) == 1
 	d.reasons[0].code == c
 	contains(d.reasons[0].message, text)
@@ -94,26 +94,26 @@ held_for(inp, c, text) if {
 
 test_all_checks_passed_released if {
 	released(base)
-	released(with_checks([{"name": "min_cell_count", "passed": true, "detail": "all 12 cells ≥ 10"}]))
+	released(with_checks([{"name": "min_cell_count", "verdict": "pass", "detail": "all 12 cells ≥ 10"}]))
 }
 
 test_failed_check_held_with_its_detail if {
 	inp := with_checks([
-		{"name": "min_cell_count", "passed": false, "detail": "3 cells below 10"},
-		{"name": "direct_identifiers", "passed": true, "detail": ""},
+		{"name": "min_cell_count", "verdict": "review", "detail": "3 cells below 10"},
+		{"name": "direct_identifiers", "verdict": "pass", "detail": ""},
 	])
 	d := decide(inp)
-	d.outcome == "hold"
+	d.outcome == "review"
 	d.reasons == [{"code": "min_cell_count", "message": "3 cells below 10"}]
 }
 
 test_every_failed_check_is_a_reason if {
 	inp := with_checks([
-		{"name": "min_cell_count", "passed": false, "detail": "3 cells below 10"},
-		{"name": "direct_identifiers", "passed": false, "detail": "column who looks like 身份证号"},
+		{"name": "min_cell_count", "verdict": "review", "detail": "3 cells below 10"},
+		{"name": "direct_identifiers", "verdict": "review", "detail": "column who looks like 身份证号"},
 	])
 	d := decide(inp)
-	d.outcome == "hold"
+	d.outcome == "review"
 	d.reasons == [
 		{"code": "min_cell_count", "message": "3 cells below 10"},
 		{"code": "direct_identifiers", "message": "column who looks like 身份证号"},
@@ -121,23 +121,69 @@ test_every_failed_check_is_a_reason if {
 }
 
 test_check_without_verdict_held if {
-	# A check that does not say it passed did not pass.
+	# A check that does not say it passed is reviewed.
 	d := decide(with_checks([{"name": "min_cell_count", "detail": "not run"}]))
-	d.outcome == "hold"
+	d.outcome == "review"
 	d.reasons == [{"code": "min_cell_count", "message": "not run"}]
+	decide(with_checks([{"name": "min_cell_count", "verdict": "ok", "detail": "not run"}])).outcome == "review"
 }
 
 test_no_checks_held if {
 	d := decide(with_checks([]))
-	d.outcome == "hold"
+	d.outcome == "review"
 	d.reasons == []
+}
+
+test_failed_check_rejected_even_when_approved if {
+	inp := object.union(
+		with_checks([
+			{"name": "direct_identifiers", "verdict": "fail", "detail": "column id_number is a direct identifier"},
+			{"name": "min_cell_count", "verdict": "review", "detail": "3 cells below 10"},
+		]),
+		{"review": {"justification": "", "approvals": ["check", "check2"]}},
+	)
+	d := decide(inp)
+	d.outcome == "reject"
+	d.reasons[0].code == "direct_identifiers"
+}
+
+# --- Review by output checkers. ---
+
+review_checks := [{"name": "min_cell_count", "verdict": "review", "detail": "3 cells below 10"}]
+
+with_approvals(grade, approvals) := object.union(
+	with_checks(review_checks),
+	{"dataset": {"grade": grade}, "review": {"justification": "needed for the survey", "approvals": approvals}},
+)
+
+test_general_data_needs_one_reviewer if {
+	d := decide(with_approvals("general", []))
+	d.outcome == "review"
+	d.reviewers == 1
+	decide(with_approvals("general", ["check"])).outcome == "release"
+}
+
+test_important_and_core_data_need_two_different_reviewers if {
+	every grade in ["important", "core"] {
+		decide(with_approvals(grade, [])).reviewers == 2
+		decide(with_approvals(grade, ["check"])).outcome == "review"
+		decide(with_approvals(grade, ["check", "check"])).outcome == "review" # the same reviewer twice is one
+		decide(with_approvals(grade, ["check", "check2"])).outcome == "release"
+	}
+}
+
+test_approved_but_withdrawn_stays_held if {
+	inp := object.union(with_approvals("general", ["check"]), {"dataset": {"status": "suspended"}})
+	d := decide(inp)
+	d.outcome == "review"
+	"dataset_suspended" in {r.code | some r in d.reasons}
 }
 
 # --- Defaults. ---
 
-test_default_outcome_hold if {
-	release.outcome == "hold" with input as {}
-	release.outcome == "hold" with input as with_checks([])
+test_default_outcome_review if {
+	release.outcome == "review" with input as {}
+	release.outcome == "review" with input as with_checks([])
 }
 
 test_default_outcome_not_used_when_released if {
@@ -193,11 +239,11 @@ test_agreement_active_until_just_before_valid_until_released if {
 
 test_failed_checks_then_withdrawals if {
 	inp := object.union(
-		with_checks([{"name": "min_cell_count", "passed": false, "detail": "3 cells below 10"}]),
+		with_checks([{"name": "min_cell_count", "verdict": "review", "detail": "3 cells below 10"}]),
 		{"agreement": {"status": "revoked"}, "dataset": {"status": "suspended"}},
 	)
 	d := decide(inp)
-	d.outcome == "hold"
+	d.outcome == "review"
 	count(d.reasons) == 3
 	d.reasons[0] == {"code": "min_cell_count", "message": "3 cells below 10"}
 	{r.code | some r in array.slice(d.reasons, 1, 3)} == {"agreement_withdrawn", "dataset_suspended"}

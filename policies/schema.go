@@ -29,7 +29,7 @@ import (
 //	examples/admission/NAME.input   an admission input (AdmissionInput), JSON
 //	examples/admission/NAME.expect  {"allow": bool, "codes": [...], "agreement_id"?: n, "fields"?: {...}}, JSON
 //	examples/release/NAME.input     a release input (ReleaseInput), JSON
-//	examples/release/NAME.expect    {"outcome": "release"|"hold", "codes": [...]}, JSON
+//	examples/release/NAME.expect    {"outcome": "release"|"review"|"reject", "codes": [...]}, JSON
 //
 // They are JSON without the .json extension so that `opa test policies/`
 // does not load them as data.
@@ -188,6 +188,9 @@ func releaseDefaults(in ReleaseInput) ReleaseInput {
 	}
 	if in.Dataset.SuspendedFields == nil {
 		in.Dataset.SuspendedFields = []string{}
+	}
+	if in.Review.Approvals == nil {
+		in.Review.Approvals = []string{}
 	}
 	return in
 }
@@ -468,8 +471,8 @@ func (e *Engine) checkExample(ctx context.Context, ex policyExample) error {
 		if err := decodeExample(ex.expect, &want); err != nil {
 			return fmt.Errorf("expect: %w", err)
 		}
-		if (want.Outcome != OutcomeRelease && want.Outcome != OutcomeHold) || want.Codes == nil {
-			return fmt.Errorf("expect: needs outcome (%s or %s) and codes", OutcomeRelease, OutcomeHold)
+		if (want.Outcome != OutcomeRelease && want.Outcome != OutcomeReview && want.Outcome != OutcomeReject) || want.Codes == nil {
+			return fmt.Errorf("expect: needs outcome (%s, %s or %s) and codes", OutcomeRelease, OutcomeReview, OutcomeReject)
 		}
 		d, err := e.Release(ctx, in)
 		if err != nil {

@@ -121,9 +121,10 @@ func populatedRelease() ReleaseInput {
 		Now:       time.Date(2026, 11, 23, 17, 5, 0, 0, time.FixedZone("CST", 8*3600)),
 		Job:       in.Job,
 		Result:    Result{Rows: 13, Bytes: 2048, SHA256: strings.Repeat("9e", 32), Columns: []string{"district", "people"}},
-		Checks:    []Check{{Name: "min_cell_count", Passed: true, Detail: "all 13 cells count at least 10 records"}},
+		Checks:    []Check{{Name: "min_cell_count", Verdict: VerdictPass, Detail: "all 13 cells count at least 10 records"}},
 		Dataset:   in.Dataset,
 		Agreement: in.Agreements[0],
+		Review:    Review{Justification: "the survey needs the small district", Approvals: []string{"check"}},
 	}
 }
 
@@ -212,6 +213,7 @@ func TestSchemaDefinitionsMirrorGoStructs(t *testing.T) {
 		reflect.TypeFor[Output]():         "output",
 		reflect.TypeFor[Result]():         "result",
 		reflect.TypeFor[Check]():          "check",
+		reflect.TypeFor[Review]():         "review",
 		reflect.TypeFor[time.Time]():      "instant",
 	}
 	// ref resolves a property schema to its definition's name, following
@@ -369,7 +371,9 @@ func TestValidateInputRefusesBrokenDocuments(t *testing.T) {
 		{"null outputs at admission", inputKindAdmission, "admission/allowed", func(d map[string]any) { obj(d, "job")["outputs"] = nil }, "job.outputs", "invalid type"},
 		{"unknown agreement status", inputKindRelease, "release/pass", func(d map[string]any) { obj(d, "agreement")["status"] = "terminated" }, "agreement.status", "one of"},
 		{"null checks", inputKindRelease, "release/pass", func(d map[string]any) { d["checks"] = nil }, "checks", "invalid type"},
-		{"check without passed", inputKindRelease, "release/pass", func(d map[string]any) { delete(obj(d, "checks", 0), "passed") }, "checks[0].passed", "is required"},
+		{"check without verdict", inputKindRelease, "release/pass", func(d map[string]any) { delete(obj(d, "checks", 0), "verdict") }, "checks[0].verdict", "is required"},
+		{"unknown verdict", inputKindRelease, "release/pass", func(d map[string]any) { obj(d, "checks", 0)["verdict"] = "ok" }, "checks[0].verdict", "one of"},
+		{"null approvals", inputKindRelease, "release/pass", func(d map[string]any) { obj(d, "review")["approvals"] = nil }, "review.approvals", "invalid type"},
 		{"short result hash", inputKindRelease, "release/pass", func(d map[string]any) { obj(d, "result")["sha256"] = "abc" }, "result.sha256", "pattern"},
 		{"release input as admission", inputKindAdmission, "release/pass", func(map[string]any) {}, "principal", "is required"},
 	} {
@@ -479,11 +483,11 @@ func TestCheckExamplesRefusesChangedBundle(t *testing.T) {
 			text:    "codes = [], want [field_personal_sensitive]",
 		},
 		{
-			name: "release ignores failed checks", file: "release.rego",
-			old: "\tcount(failed) == 0\n", new: "",
+			name: "release ignores checks asking for review", file: "release.rego",
+			old: "\tcount(to_review) == 0\n", new: "",
 			failing: []string{"release/hold-small-cells", "release/row-level"},
 			pass:    []string{"release/pass", "release/agreement-revoked", "admission/"},
-			text:    "outcome = release, want hold",
+			text:    "outcome = release, want review",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
