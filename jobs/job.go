@@ -17,7 +17,8 @@ const (
 	StateDenied   = "denied"   // admission policy refused it
 	StateQueued   = "queued"   // admitted, waiting for a worker
 	StateRunning  = "running"  // executing in the sandbox
-	StateHeld     = "held"     // result in quarantine; checks did not pass
+	StateHeld     = "held"     // result in quarantine, waiting for output checkers (or for a withdrawal to be lifted)
+	StateRejected = "rejected" // result failed checks no review can waive, or an output checker rejected it; never released
 	StateReleased = "released" // result passed checks and may be fetched
 	StateFailed   = "failed"   // execution failed; nothing was produced
 	StateStopped  = "stopped"  // queued, then stopped before running: its dataset, field, version or agreement was withdrawn
@@ -29,10 +30,11 @@ const (
 	KindWasm = "wasm" // a WebAssembly module under guest ABI v1 (sandbox/wasm/ABI.md)
 )
 
-// Final reports whether state is terminal.
+// Final reports whether a job in state needs no more work from the
+// platform: it is over, or held until a person acts.
 func Final(state string) bool {
 	switch state {
-	case StateDenied, StateHeld, StateReleased, StateFailed, StateStopped:
+	case StateDenied, StateHeld, StateRejected, StateReleased, StateFailed, StateStopped:
 		return true
 	}
 	return false
@@ -66,6 +68,7 @@ type Record struct {
 	Checks   []disclosure.Check        `json:"checks,omitempty"`
 	Release  *policies.ReleaseDecision `json:"release,omitempty"`
 	Result   *Result                   `json:"result,omitempty"`
+	Review   *Review                   `json:"review,omitempty"`
 	Error    string                    `json:"error,omitempty"`
 	// Downloads counts completed deliveries of a released result.
 	Downloads int `json:"downloads"`

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
@@ -169,16 +170,31 @@ func (s *Service) execute(ctx context.Context, j Job) error {
 	return s.check(ctx, &j, report)
 }
 
-// step records event kind for j, then moves j to state and saves it.
+// step records event kind for j, on its submitter's account, then moves j
+// to state and saves it.
 func (s *Service) step(ctx context.Context, j *Job, kind, state string, data any) error {
+	return s.stepAs(ctx, j, j.Operator, kind, state, data)
+}
+
+// stepAs is step for an event principal caused.
+func (s *Service) stepAs(ctx context.Context, j *Job, principal, kind, state string, data any) error {
 	if data == nil {
 		data = map[string]any{"state": state}
 	}
-	if _, err := s.log.Append(ctx, audit.Event{Kind: kind, Principal: j.Operator, Subject: j.subject(), Data: data}); err != nil {
-		return fmt.Errorf("job %d: record %s: %w", j.ID, kind, err)
+	if _, err := s.appendAs(ctx, j, principal, kind, data); err != nil {
+		return err
 	}
 	j.State = state
 	return s.save(ctx, j)
+}
+
+// appendAs records event kind about j, caused by principal.
+func (s *Service) appendAs(ctx context.Context, j *Job, principal, kind string, data any) (audit.Entry, error) {
+	e, err := s.log.Append(ctx, audit.Event{Kind: kind, Principal: principal, Subject: j.subject(), Data: data})
+	if err != nil {
+		return audit.Entry{}, fmt.Errorf("job %d: record %s: %w", j.ID, kind, err)
+	}
+	return e, nil
 }
 
 func (s *Service) resultPath(id int64) string {
@@ -221,27 +237,45 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 	return sqlbox.RunIsolated(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: s.resultPath(j.ID)})
 }
 
-// check runs the disclosure checks and the release policy, then releases or
-// holds the result.
+// check runs the disclosure checks on j's quarantined result, then decides
+// its release.
 func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) error {
-	entry, version, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	entry, _, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
 	if err != nil {
 		return err
 	}
 	result := disclosure.Result{Aggregate: j.Analysis.Aggregate, CellCounts: report.CellCounts}
-	outputs := j.Analysis.Outputs
-	if j.Kind == KindWasm {
-		outputs = wasmColumns(j.Analysis, j.Result.Columns)
-	}
-	for _, o := range outputs {
+	for _, o := range s.outputsOf(j) {
 		result.Columns = append(result.Columns, disclosure.Column{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
 	}
 	j.Checks = disclosure.Run(result, disclosure.Rules{
 		MinCellCount: j.Decision.Limits.MinCellCount, DirectIdentifiers: directIdentifiers(entry),
 	})
-	a, err := s.agreementOf(ctx, *j)
+	decision, err := s.decideRelease(ctx, j)
 	if err != nil {
 		return err
+	}
+	return s.settle(ctx, j, decision, "job.checked", map[string]any{"checks": j.Checks, "release": decision})
+}
+
+// outputsOf is what policy and the checks take j's output columns to be.
+func (s *Service) outputsOf(j *Job) []Output {
+	if j.Kind == KindWasm {
+		return wasmColumns(j.Analysis, j.Result.Columns)
+	}
+	return j.Analysis.Outputs
+}
+
+// decideRelease asks the release policy about j's result as the catalog,
+// the agreement and its review stand now.
+func (s *Service) decideRelease(ctx context.Context, j *Job) (policies.ReleaseDecision, error) {
+	entry, version, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	if err != nil {
+		return policies.ReleaseDecision{}, err
+	}
+	a, err := s.agreementOf(ctx, *j)
+	if err != nil {
+		return policies.ReleaseDecision{}, err
 	}
 	in := policies.ReleaseInput{
 		Now:       s.now().UTC(),
@@ -249,22 +283,51 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 		Dataset:   datasetFacts(entry, version),
 		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
 			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate,
-			AgreementID: j.Agreement, Outputs: policyOutputs(outputs)},
+			AgreementID: j.Agreement, Outputs: policyOutputs(s.outputsOf(j))},
 		Result: policies.Result{Rows: j.Result.Rows, Bytes: j.Result.Bytes, SHA256: j.Result.SHA256, Columns: j.Result.Columns},
+		Review: policies.Review{Approvals: j.Review.approvals()},
+	}
+	if j.Review != nil {
+		in.Review.Justification = j.Review.Justification
 	}
 	for _, c := range j.Checks {
-		in.Checks = append(in.Checks, policies.Check{Name: c.Name, Passed: c.Passed, Detail: c.Detail})
+		verdict := policies.VerdictPass
+		if !c.Passed {
+			verdict = policies.VerdictReview
+		}
+		in.Checks = append(in.Checks, policies.Check{Name: c.Name, Verdict: verdict, Detail: c.Detail})
 	}
-	decision, err := s.policy.Release(ctx, in)
+	d, err := s.policy.Release(ctx, in)
 	if err != nil {
-		return fmt.Errorf("job %d: %w", j.ID, err)
+		return policies.ReleaseDecision{}, fmt.Errorf("job %d: %w", j.ID, err)
 	}
-	j.Release = &decision
-	if decision.Outcome != policies.OutcomeRelease {
-		return s.step(ctx, j, "job.held", StateHeld, map[string]any{"checks": j.Checks, "release": decision})
+	return d, nil
+}
+
+// settle carries out a release decision on j: released, held for review or
+// rejected. kind, if not "", is the event that records the decision when j
+// is released (a review records its own).
+func (s *Service) settle(ctx context.Context, j *Job, d policies.ReleaseDecision, kind string, data any) error {
+	j.Release = &d
+	switch d.Outcome {
+	case policies.OutcomeRelease:
+	case policies.OutcomeReject:
+		j.Error = "the result failed disclosure checks that no review can waive: " + reasons(d)
+		return s.step(ctx, j, "job.rejected", StateRejected, map[string]any{"checks": j.Checks, "release": d})
+	default:
+		if j.Review == nil {
+			j.Review = &Review{}
+		}
+		j.Review.Required = d.Reviewers
+		if j.State == StateHeld { // still held after a review: record it, no new state
+			return s.save(ctx, j)
+		}
+		return s.step(ctx, j, "job.held", StateHeld, map[string]any{"checks": j.Checks, "release": d})
 	}
-	if err := s.step(ctx, j, "job.checked", StateRunning, map[string]any{"checks": j.Checks, "release": decision}); err != nil {
-		return err
+	if kind != "" {
+		if err := s.step(ctx, j, kind, j.State, data); err != nil {
+			return err
+		}
 	}
 	passed := make([]string, 0, len(j.Checks))
 	for _, c := range j.Checks {
@@ -274,7 +337,8 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 	rel, err := s.log.Append(ctx, audit.Event{
 		Kind: "result.released", Principal: j.Operator, Subject: j.subject(),
 		Data: releaseEvent{Job: j.ID, SHA256: j.Result.SHA256, Rows: j.Result.Rows, Bytes: j.Result.Bytes,
-			Checks: passed, Bundle: decision.Bundle, Reviewer: ""},
+			Files:  []ReleasedFile{{Name: "result.parquet", SHA256: j.Result.SHA256, Rows: j.Result.Rows, Bytes: j.Result.Bytes}},
+			Checks: passed, Report: j.Checks, Bundle: d.Bundle, Reviewers: j.Review.approvals()},
 	})
 	if err != nil {
 		return fmt.Errorf("job %d: record release: %w", j.ID, err)
@@ -284,15 +348,37 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 	return s.save(ctx, j)
 }
 
-// releaseEvent is the data of a result.released audit entry.
+// reasons joins a decision's reasons for a person to read.
+func reasons(d policies.ReleaseDecision) string {
+	var msgs []string
+	for _, r := range d.Reasons {
+		msgs = append(msgs, r.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// releaseEvent is the data of a result.released audit entry: everything
+// that was released and on whose word.
 type releaseEvent struct {
-	Job      int64    `json:"job"`
-	SHA256   string   `json:"sha256"`
-	Rows     int64    `json:"rows"`
-	Bytes    int64    `json:"bytes"`
-	Checks   []string `json:"checks_passed"`
-	Bundle   string   `json:"policy_bundle"`
-	Reviewer string   `json:"reviewer,omitempty"`
+	Job    int64  `json:"job"`
+	SHA256 string `json:"sha256"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
+	// Files are the released files with their hashes.
+	Files  []ReleasedFile `json:"files"`
+	Checks []string       `json:"checks_passed"`
+	// Report is the disclosure checks' full report.
+	Report    []disclosure.Check `json:"report"`
+	Bundle    string             `json:"policy_bundle"`
+	Reviewers []string           `json:"reviewers"`
+}
+
+// ReleasedFile is one released file.
+type ReleasedFile struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
 }
 
 func directIdentifiers(e datasets.Entry) []string {

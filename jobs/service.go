@@ -62,6 +62,9 @@ type Service struct {
 
 	wake    chan struct{}
 	claimMu sync.Mutex
+	// reviewMu serialises reviews and justifications, so two output
+	// checkers approving at once cannot both miss the other.
+	reviewMu sync.Mutex
 
 	changedMu sync.Mutex
 	changed   chan struct{} // closed, and replaced, whenever a job changes state

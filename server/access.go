@@ -40,6 +40,7 @@ var (
 	providers  = roles("providers", operators.RoleProvider)
 	stewards   = roles("the admin and the dataset's providers", operators.RoleAdmin, operators.RoleProvider)
 	overseers  = roles("the admin and regulators", operators.RoleAdmin, operators.RoleRegulator)
+	reviewers  = roles("output checkers", operators.RoleReviewer)
 	// actors are every role that changes something: everyone but a
 	// regulator, who only reads.
 	actors = roles("principals other than regulators", operators.RoleAdmin, operators.RoleProvider, operators.RoleOperator, operators.RoleResearcher, operators.RoleReviewer)

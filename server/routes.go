@@ -73,6 +73,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/jobs", s.auth(anyone, s.listJobs))
 	mux.HandleFunc("GET /v1/jobs/{id}", s.auth(anyone, s.getJob))
 	mux.HandleFunc("GET /v1/jobs/{id}/result", s.auth(requesters, s.fetchResult))
+	mux.HandleFunc("POST /v1/jobs/{id}/justification", s.auth(requesters, s.justify))
+	mux.HandleFunc("POST /v1/jobs/{id}/review", s.auth(reviewers, s.review))
+	mux.HandleFunc("GET /v1/reviews", s.auth(reviewers, s.reviewQueue))
 
 	mux.HandleFunc("GET /v1/audit/key", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"key": s.log.VerifierKey()})
@@ -146,6 +149,54 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p operators.Prin
 		return
 	}
 	writeJSON(w, http.StatusOK, j)
+}
+
+// Justification is the body of POST /v1/jobs/{id}/justification.
+type Justification struct {
+	Justification string `json:"justification"`
+}
+
+func (s *Server) justify(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	id, ok := pathID(w, r, "job")
+	if !ok {
+		return
+	}
+	var body Justification
+	if !decode(w, r, &body) {
+		return
+	}
+	j, err := s.jobs.Justify(r.Context(), p, id, body.Justification)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) review(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	id, ok := pathID(w, r, "job")
+	if !ok {
+		return
+	}
+	var body jobs.ReviewRequest
+	if !decode(w, r, &body) {
+		return
+	}
+	j, err := s.jobs.Review(r.Context(), p, id, body)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) reviewQueue(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	list, err := s.jobs.ReviewQueue(r.Context(), p)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(list))
 }
 
 func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators.Principal) {
