@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/privacy"
 )
 
 // Agreement statuses.
@@ -47,6 +48,13 @@ type OutputRules struct {
 	// MinCellCount raises the platform's minimum count per released cell
 	// (0: the platform's own).
 	MinCellCount int64 `json:"min_cell_count"`
+	// RowLevel allows row-level extracts, of non-personal fields only.
+	RowLevel bool `json:"row_level,omitempty"`
+	// RoundBase, above 1, rounds released counts to a multiple of it.
+	RoundBase int64 `json:"round_base,omitempty"`
+	// Privacy, if set, releases counts and sums with differential privacy
+	// under a per-operator-per-dataset budget.
+	Privacy *privacy.Config `json:"privacy,omitempty"`
 }
 
 // Quotas bound how many jobs run under an agreement; 0 is unlimited.
@@ -160,8 +168,13 @@ func (d *Directory) Approve(ctx context.Context, actor Principal, id int64, ap A
 	if err != nil {
 		return Application{}, Agreement{}, err
 	}
-	if ap.Outputs.MinCellCount < 0 || ap.Quotas.MaxJobs < 0 || ap.Quotas.JobsPerDay < 0 {
-		return Application{}, Agreement{}, inputErrorf("min_cell_count and quotas are counts: 0 or more")
+	if ap.Outputs.MinCellCount < 0 || ap.Outputs.RoundBase < 0 || ap.Quotas.MaxJobs < 0 || ap.Quotas.JobsPerDay < 0 {
+		return Application{}, Agreement{}, inputErrorf("min_cell_count, round_base and quotas are counts: 0 or more")
+	}
+	if dp := ap.Outputs.Privacy; dp != nil {
+		if err := dp.Validate(); err != nil {
+			return Application{}, Agreement{}, inputErrorf("differential privacy: %v", err)
+		}
 	}
 	a := Agreement{
 		ApplicationID: app.ID, Holder: app.Applicant, Kind: app.Kind, Provider: app.Provider,

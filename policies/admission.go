@@ -70,8 +70,25 @@ type Agreement struct {
 
 // OutputRules are an agreement's limits on what may leave.
 type OutputRules struct {
-	AggregatesOnly bool  `json:"aggregates_only"`
-	MinCellCount   int64 `json:"min_cell_count"`
+	AggregatesOnly bool    `json:"aggregates_only"`
+	MinCellCount   int64   `json:"min_cell_count"`
+	RowLevel       bool    `json:"row_level"`
+	RoundBase      int64   `json:"round_base"`
+	Privacy        Privacy `json:"privacy"`
+}
+
+// Privacy is an agreement's differential-privacy terms and what the
+// operator has spent of its budget on the dataset; Mechanism is "" when
+// the agreement has none.
+type Privacy struct {
+	Mechanism     string   `json:"mechanism"`
+	Epsilon       float64  `json:"epsilon"`
+	Delta         float64  `json:"delta"`
+	EpsilonPerJob float64  `json:"epsilon_per_job"`
+	DeltaPerJob   float64  `json:"delta_per_job"`
+	SpentEpsilon  float64  `json:"spent_epsilon"`
+	SpentDelta    float64  `json:"spent_delta"`
+	Bounded       []string `json:"bounded"` // fields with clamp bounds: the only fields a noisy sum may add up
 }
 
 // Quotas bound the jobs run under an agreement; 0 is unlimited.
@@ -108,6 +125,11 @@ type Output struct {
 	Name       string   `json:"name"`
 	Fields     []string `json:"fields"`
 	Aggregated bool     `json:"aggregated"`
+	// Aggregates names the aggregate functions in the column's expression.
+	Aggregates []string `json:"aggregates"`
+	// Bare is true when the column is exactly one aggregate call over one
+	// field or *, nothing around it: what differential privacy can noise.
+	Bare bool `json:"bare"`
 }
 
 // Decision is the admission policy's answer.

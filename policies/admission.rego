@@ -183,6 +183,68 @@ deny contains {"code": "aggregates_only", "message": msg} if {
 	msg := sprintf("agreement %d allows aggregate outputs only (GROUP BY with counts, sums, averages); this query returns rows", [agreement.id])
 }
 
+# Differential privacy (差分隐私): an agreement with a privacy budget admits
+# only jobs whose every noisy output can be calibrated, and only while the
+# operator's budget on the dataset lasts.
+dp := agreement.outputs.privacy if agreement.outputs.privacy.mechanism != ""
+
+# Counting and adding up bounded fields have a known sensitivity; nothing
+# else does.
+dp_aggregates := {"count_star", "count", "sum"}
+
+dp_unsupported contains "a WebAssembly module's outputs cannot be noised; submit the aggregate as SQL" if {
+	dp
+	input.job.kind == "wasm"
+}
+
+dp_unsupported contains "the result is row-level; only counts and sums by group are released with differential privacy" if {
+	dp
+	input.job.kind == "sql"
+	not input.job.aggregate
+}
+
+dp_unsupported contains sprintf("output %s is not one bare count(…) or sum(field) (it uses %s); differential privacy adds noise to exactly those", [o.name, concat(", ", o.aggregates)]) if {
+	dp
+	some o in input.job.outputs
+	o.aggregated
+	not dp_bare(o)
+}
+
+dp_bare(o) if {
+	o.bare
+	every f in o.aggregates {
+		f in dp_aggregates
+	}
+}
+
+dp_unsupported contains sprintf("output %s adds up %s, which has no clamp bounds in the agreement; only %s may be summed", [o.name, f, concat(", ", dp.bounded)]) if {
+	dp
+	some o in input.job.outputs
+	"sum" in o.aggregates
+	some f in o.fields
+	not f in dp.bounded
+}
+
+deny contains {"code": "privacy_unsupported", "message": msg} if {
+	some why in dp_unsupported
+	msg := sprintf("agreement %d releases with differential privacy: %s", [agreement.id, why])
+}
+
+# Basic composition: each job spends epsilon_per_job (and delta_per_job).
+dp_tolerance := 1e-9
+
+deny contains {"code": "privacy_budget_exhausted", "message": msg} if {
+	dp
+	dp.spent_epsilon + dp.epsilon_per_job > dp.epsilon + dp_tolerance
+	msg := sprintf("the privacy budget on %s is spent: this job needs ε=%v and only ε=%v of %v remains; ask the provider for a new agreement or a larger budget", [input.dataset.name, dp.epsilon_per_job, dp.epsilon - dp.spent_epsilon, dp.epsilon])
+}
+
+deny contains {"code": "privacy_budget_exhausted", "message": msg} if {
+	dp
+	dp.spent_delta + dp.delta_per_job > dp.delta + dp_tolerance
+	msg := sprintf("the privacy budget on %s is spent: this job needs δ=%v and only δ=%v of %v remains", [input.dataset.name, dp.delta_per_job, dp.delta - dp.spent_delta, dp.delta])
+}
+
 # Field by field: denials and forms come from the fields package.
 deny contains r if some r in fields.deny
 

@@ -518,3 +518,62 @@ test_purpose_not_covered_not_raised_for_unknown_named_agreement if {
 	denied(inp, "agreement_not_found", "agreement 99 is not one of acme's")
 	not_denied(inp, "purpose_not_covered")
 }
+
+# --- Differential privacy. ---
+
+dp_terms := {
+	"mechanism": "laplace", "epsilon": 1, "delta": 0, "epsilon_per_job": 0.25, "delta_per_job": 0,
+	"spent_epsilon": 0, "spent_delta": 0, "bounded": ["income"],
+}
+
+# A DP agreement, with spent ε, and a job whose outputs are given.
+dp_job(spent, outputs) := object.union(
+	with_agreement7({"outputs": {"privacy": object.union(dp_terms, {"spent_epsilon": spent})}}),
+	{"job": {"aggregate": true, "outputs": outputs}},
+)
+
+key := {"name": "district", "fields": ["district"], "aggregated": false, "aggregates": null, "bare": false}
+
+n := {"name": "n", "fields": null, "aggregated": true, "aggregates": ["count_star"], "bare": true}
+
+total := {"name": "total", "fields": ["income"], "aggregated": true, "aggregates": ["sum"], "bare": true}
+
+test_dp_counts_and_bounded_sums_admitted if {
+	allowed(dp_job(0, [key, n, total]))
+	allowed(dp_job(0.75, [key, n, total])) # exactly the last 0.25
+}
+
+test_dp_budget_exhausted if {
+	denied(dp_job(0.8, [key, n]), "privacy_budget_exhausted", "needs ε=0.25 and only ε=0.2")
+	denied(dp_job(1, [key, n]), "privacy_budget_exhausted", "ask the provider")
+}
+
+test_dp_delta_budget_exhausted if {
+	inp := object.union(dp_job(0, [key, n]), {"agreements": [object.union(agreement7, {"outputs": {"privacy": object.union(dp_terms, {
+		"mechanism": "gaussian", "delta": 1e-6, "delta_per_job": 4e-7, "spent_delta": 8e-7,
+	})}})]})
+	denied(inp, "privacy_budget_exhausted", "δ")
+}
+
+test_dp_only_bare_counts_and_sums if {
+	avg := {"name": "mean", "fields": ["income"], "aggregated": true, "aggregates": ["avg"], "bare": true}
+	denied(dp_job(0, [key, avg]), "privacy_unsupported", "output mean is not one bare count(…) or sum(field) (it uses avg)")
+	scaled := object.union(total, {"bare": false})
+	denied(dp_job(0, [key, scaled]), "privacy_unsupported", "output total is not one bare")
+}
+
+test_dp_sum_needs_bounds if {
+	age := {"name": "ages", "fields": ["age"], "aggregated": true, "aggregates": ["sum"], "bare": true}
+	denied(dp_job(0, [key, age]), "privacy_unsupported", "adds up age, which has no clamp bounds")
+}
+
+test_dp_refuses_rows_and_wasm if {
+	denied(object.union(dp_job(0, [key]), {"job": {"aggregate": false}}), "privacy_unsupported", "row-level")
+	denied(object.union(dp_job(0, [key, n]), {"job": {"kind": "wasm"}}), "privacy_unsupported", "WebAssembly")
+}
+
+test_no_dp_no_privacy_rules if {
+	# Without privacy terms, nothing of the above applies.
+	inp := object.union(with_agreement7({"outputs": {"privacy": object.union(dp_terms, {"mechanism": "", "spent_epsilon": 5})}}), {"job": {"aggregate": true, "outputs": [key, {"name": "mean", "fields": ["income"], "aggregated": true, "aggregates": ["avg"], "bare": false}]}})
+	allowed(inp)
+}

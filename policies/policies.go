@@ -28,6 +28,7 @@ var bundle embed.FS
 type Engine struct {
 	admission rego.PreparedEvalQuery
 	release   rego.PreparedEvalQuery
+	params    rego.PreparedEvalQuery
 	hash      string
 	files     map[string][]byte
 }
@@ -79,6 +80,9 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 		return nil, err
 	}
 	if e.release, err = prepare("data.dsbx.release.decision"); err != nil {
+		return nil, err
+	}
+	if e.params, err = prepare("data.dsbx.release.params"); err != nil {
 		return nil, err
 	}
 	return e, nil

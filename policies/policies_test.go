@@ -176,6 +176,17 @@ func TestAdmissionChoosesAndLimitsByAgreement(t *testing.T) {
 	}
 }
 
+func TestReleaseParams(t *testing.T) {
+	e := engine(t)
+	a := agreement7()
+	a.Outputs = OutputRules{MinCellCount: 25, RoundBase: 5}
+	p, err := e.ReleaseParams(context.Background(), ReleaseInput{Agreement: a})
+	want := Params{MinCellCount: 25, Dominance: Dominance{P: 10, N: 2, K: 85}, MinDegreesOfFreedom: 10, CheckAttributes: true, Suppress: true, RoundBase: 5}
+	if err != nil || p != want {
+		t.Fatalf("params %+v %v, want %+v", p, err, want)
+	}
+}
+
 func TestRelease(t *testing.T) {
 	e := engine(t)
 	ctx := context.Background()

@@ -78,3 +78,33 @@ func (e *Engine) Release(ctx context.Context, in ReleaseInput) (ReleaseDecision,
 	d.Bundle = e.hash
 	return d, nil
 }
+
+// Params are the parameters of the disclosure checks and remedies for one
+// result, as the release policy sets them from the agreement and dataset.
+type Params struct {
+	MinCellCount        int64     `json:"min_cell_count"`
+	Dominance           Dominance `json:"dominance"`
+	MinDegreesOfFreedom int64     `json:"min_degrees_of_freedom"`
+	RowLevel            bool      `json:"row_level"`
+	CheckAttributes     bool      `json:"check_attributes"`
+	Suppress            bool      `json:"suppress"`
+	RoundBase           int64     `json:"round_base"`
+}
+
+// Dominance parameterises the p% and n-k dominance rules.
+type Dominance struct {
+	P float64 `json:"p"`
+	N int     `json:"n"`
+	K float64 `json:"k"`
+}
+
+// ReleaseParams evaluates the release policy's check parameters for in
+// (whose checks and review are not yet known and are ignored).
+func (e *Engine) ReleaseParams(ctx context.Context, in ReleaseInput) (Params, error) {
+	in = releaseDefaults(in)
+	var p Params
+	if err := eval(ctx, e.params, "release params", in, &p); err != nil {
+		return Params{}, err
+	}
+	return p, nil
+}

@@ -57,6 +57,20 @@ withdrawn contains {"code": "agreement_withdrawn", "message": msg} if {
 	msg := sprintf("agreement %d ended at %s; results of jobs run under it are held", [input.agreement.id, input.agreement.valid_until])
 }
 
+# The parameters of the disclosure checks and remedies (package disclosure)
+# for this result: the platform's defaults, which an agreement may tighten.
+platform_min_cell_count := 10
+
+params := {
+	"min_cell_count": max([platform_min_cell_count, object.get(input.agreement.outputs, "min_cell_count", 0)]),
+	"dominance": {"p": 10, "n": 2, "k": 85},
+	"min_degrees_of_freedom": 10,
+	"row_level": object.get(input.agreement.outputs, "row_level", false),
+	"check_attributes": true,
+	"suppress": true,
+	"round_base": object.get(input.agreement.outputs, "round_base", 0),
+}
+
 default outcome := "review"
 
 outcome := "reject" if count(failed) > 0

@@ -253,3 +253,24 @@ test_malformed_times_held if {
 	held_for(with_now("not a time"), "agreement_withdrawn", "is not an RFC 3339 time")
 	held_for(with_agreement({"valid_until": "2027-01-01"}), "agreement_withdrawn", "is not an RFC 3339 time")
 }
+
+# --- Check parameters. ---
+
+test_params_platform_defaults if {
+	p := release.params with input as base
+	p.min_cell_count == 10
+	p.dominance == {"p": 10, "n": 2, "k": 85}
+	p.min_degrees_of_freedom == 10
+	p.suppress
+	p.row_level == false
+	p.round_base == 0
+}
+
+test_params_from_the_agreement if {
+	p := release.params with input as with_agreement({"outputs": {"min_cell_count": 20, "row_level": true, "round_base": 5}})
+	p.min_cell_count == 20
+	p.row_level
+	p.round_base == 5
+	low := release.params with input as with_agreement({"outputs": {"min_cell_count": 3}})
+	low.min_cell_count == 10
+}

@@ -90,7 +90,9 @@ func sameJSON(t *testing.T, a, b []byte) bool {
 func populatedAdmission() AdmissionInput {
 	a := agreement7()
 	a.Version = strings.Repeat("ab", 32)
-	a.Outputs = OutputRules{AggregatesOnly: true, MinCellCount: 20}
+	a.Outputs = OutputRules{AggregatesOnly: true, MinCellCount: 20, RowLevel: true, RoundBase: 5, Privacy: Privacy{
+		Mechanism: "gaussian", Epsilon: 1, Delta: 1e-6, EpsilonPerJob: 0.1, DeltaPerJob: 1e-7, SpentEpsilon: 0.3, SpentDelta: 3e-7, Bounded: []string{"income"},
+	}}
 	a.Quotas = Quotas{MaxJobs: 100, JobsPerDay: 10}
 	a.Usage = Usage{Jobs: 12, JobsToday: 2}
 	return AdmissionInput{
@@ -109,7 +111,7 @@ func populatedAdmission() AdmissionInput {
 			Kind: "sql", Purpose: "Elderly care planning", CodeHash: strings.Repeat("0f", 32),
 			Tables: []string{"population"}, Fields: []string{"id_number", "income"}, Functions: []string{"count", "sum"},
 			Aggregate: true, AgreementID: 7,
-			Outputs: []Output{{Name: "people", Fields: []string{"id_number"}, Aggregated: true}},
+			Outputs: []Output{{Name: "people", Fields: []string{"id_number"}, Aggregated: true, Aggregates: []string{"count"}, Bare: true}},
 		},
 	}
 }
@@ -214,6 +216,7 @@ func TestSchemaDefinitionsMirrorGoStructs(t *testing.T) {
 		reflect.TypeFor[Result]():         "result",
 		reflect.TypeFor[Check]():          "check",
 		reflect.TypeFor[Review]():         "review",
+		reflect.TypeFor[Privacy]():        "privacy",
 		reflect.TypeFor[time.Time]():      "instant",
 	}
 	// ref resolves a property schema to its definition's name, following
@@ -294,6 +297,8 @@ func TestSchemaDefinitionsMirrorGoStructs(t *testing.T) {
 				want = "boolean"
 			case ft.Kind() == reflect.Int || ft.Kind() == reflect.Int64:
 				want = "integer"
+			case ft.Kind() == reflect.Float64:
+				want = "number"
 			case ft.Kind() == reflect.Slice:
 				want = "array"
 				items, _ := p["items"].(map[string]any)
