@@ -172,6 +172,27 @@ func (c *Client) Wait(ctx context.Context, id int64) (jobs.Job, error) {
 	}
 }
 
+// Justify attaches a justification for an exception to held job id.
+func (c *Client) Justify(ctx context.Context, id int64, text string) (jobs.Job, error) {
+	var j jobs.Job
+	_, err := c.call(ctx, http.MethodPost, fmt.Sprintf("/v1/jobs/%d/justification", id), map[string]string{"justification": text}, &j)
+	return j, err
+}
+
+// Review approves or rejects held job id, with a reason.
+func (c *Client) Review(ctx context.Context, id int64, req jobs.ReviewRequest) (jobs.Job, error) {
+	var j jobs.Job
+	_, err := c.call(ctx, http.MethodPost, fmt.Sprintf("/v1/jobs/%d/review", id), req, &j)
+	return j, err
+}
+
+// ReviewQueue lists the held results the caller may review, oldest first.
+func (c *Client) ReviewQueue(ctx context.Context) ([]jobs.Job, error) {
+	var list []jobs.Job
+	_, err := c.call(ctx, http.MethodGet, "/v1/reviews", nil, &list)
+	return list, err
+}
+
 // FetchResult writes job id's released result to w in format (csv,
 // parquet or arrow).
 func (c *Client) FetchResult(ctx context.Context, id int64, format string, w io.Writer) error {

@@ -103,7 +103,23 @@ func jobCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(submit, show, list, jobTryCmd())
+	justify := &cobra.Command{
+		Use:   "justify JOB TEXT",
+		Short: "Argue for an exception for your held result, for the output checkers",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("job id %q is not a number", args[0])
+			}
+			j, err := g.client().Justify(cmd.Context(), id, args[1])
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd, j, func() { printJob(cmd.OutOrStdout(), j) })
+		},
+	}
+	cmd.AddCommand(submit, show, list, justify, jobTryCmd())
 	return cmd
 }
 
@@ -156,6 +172,22 @@ func printJob(w io.Writer, j jobs.Job) {
 			mark = "FAIL"
 		}
 		fmt.Fprintf(w, "  check    %s %s: %s\n", mark, c.Name, c.Detail)
+	}
+	if r := j.Review; r != nil {
+		fmt.Fprintf(w, "  review   %d approval(s) required\n", r.Required)
+		if r.Justification != "" {
+			fmt.Fprintf(w, "    justification: %s\n", r.Justification)
+		}
+		for _, d := range r.Decisions {
+			verb := "rejected"
+			if d.Approve {
+				verb = "approved"
+			}
+			fmt.Fprintf(w, "    - %s %s at %s: %s\n", d.Reviewer, verb, d.At.Format("2006-01-02 15:04"), d.Reason)
+		}
+		if j.State == jobs.StateHeld && j.Error == "" {
+			fmt.Fprintf(w, "    the submitter may argue for an exception: dsbx job justify %d \"...\"\n", j.ID)
+		}
 	}
 	if j.Result != nil && j.Result.ReleaseSeq > 0 {
 		fmt.Fprintf(w, "  released sha256 %s (audit entry %d); fetch with: dsbx result fetch %d --out result.csv\n", short(j.Result.SHA256), j.Result.ReleaseSeq, j.ID)
