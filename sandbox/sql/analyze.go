@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -19,7 +20,17 @@ type Analysis struct {
 	Aggregate bool                // the top-level query is one SELECT that groups, or whose select list is all aggregates and constants
 	Outputs   []Output            // the top-level select list in order; for a set operation, the first branch's, each with the fields of every branch's matching column
 	SQL       string              // the statement as DuckDB re-serialized it; this, not the submitted text, is what runs
-	CellSQL   string              // for Aggregate queries, SQL with the cell count (see cellCount) appended to the select list as __dsbx_cell_n; "" otherwise
+	CellSQL   string              // for Aggregate queries, SQL with the cell count (see cellCount) appended to the select list as __dsbx_cell_n, then each magnitude's columns (see Magnitude); "" otherwise
+	// Magnitudes are the sums and means (outside windows and subqueries) of
+	// an Aggregate query's select list, in order; CellSQL reports each one's
+	// contributions per cell as <Column>_total, <Column>_top and <Column>_n.
+	Magnitudes []Magnitude
+	// MembersSQL is CellSQL with MembersColumn appended: per cell, the
+	// rowids (snapshot row numbers) of the rows every aggregate of the
+	// select list counts, ascending. Only when the top-level SELECT reads
+	// exactly one dataset table (optionally aliased: no join, subquery, CTE
+	// or column alias list); "" otherwise.
+	MembersSQL string
 }
 
 // Output is one top-level output column and where it comes from.
@@ -27,6 +38,7 @@ type Output struct {
 	Name       string   // the alias, else the column name of a bare column reference, else DuckDB's rendering of the expression
 	Fields     []string // dataset fields its expression references, followed through CTE and subquery aliases
 	Aggregated bool     // every field reference sits inside a reducing aggregate such as count, sum or avg
+	Aggregates []string // lower-case names of the aggregate functions (outside windows and subqueries) in this output's expression, sorted and unique; count(*) is count_star
 }
 
 // Analyze parses query with DuckDB's parser (json_serialize_sql) in a private, locked, data-less DuckDB and reports what it references.
@@ -89,14 +101,27 @@ func Analyze(ctx context.Context, query string, tables map[string][]string) (*An
 				return nil, err
 			}
 			fields, aggregated := res.output(i)
-			a.Outputs = append(a.Outputs, Output{Name: name, Fields: fields, Aggregated: aggregated})
+			a.Outputs = append(a.Outputs, Output{Name: name, Fields: fields, Aggregated: aggregated, Aggregates: aggregateNames(item, p.aggregates)})
 		}
 	}
 	a.Aggregate = isAggregate(top, p.aggregates)
 	if a.Aggregate {
+		t, err := sharedTemplates()
+		if err != nil {
+			return nil, err
+		}
 		list, _ := top["select_list"].([]any)
-		top["select_list"] = append(slices.Clip(list), p.cellCount(list))
+		mags, stats := t.magnitudes(list, p.aggregates)
+		extra := append([]any{p.cellCount(t, list)}, stats...)
+		a.Magnitudes = mags
+		top["select_list"] = append(slices.Clip(list), extra...)
 		a.CellSQL, err = deserialize(ctx, p.db, doc)
+		if err == nil {
+			if rel := membersRelation(top, w, sc); rel != "" {
+				top["select_list"] = append(slices.Clip(list), append(extra, t.members(list, rel, p.aggregates))...)
+				a.MembersSQL, err = deserialize(ctx, p.db, doc)
+			}
+		}
 		top["select_list"] = list
 		if err != nil {
 			return nil, err
@@ -207,10 +232,10 @@ func aggregateItem(v any, aggregates map[string]bool) (ok, agg bool) {
 // sum(CASE WHEN name = '…' THEN income END), so each aggregate adds the
 // count of its first argument's non-null values under its own filter, and
 // the cell count is the least of them all.
-func (p *parser) cellCount(list []any) map[string]any {
+func (p *parser) cellCount(t *cellTemplates, list []any) map[string]any {
 	var counts []any
 	for _, item := range list {
-		p.aggregateCounts(item, &counts)
+		p.aggregateCounts(t, item, &counts)
 	}
 	cell := clone(p.countStar)
 	if len(counts) == 0 {
@@ -226,11 +251,11 @@ func (p *parser) cellCount(list []any) map[string]any {
 // aggregateCounts appends, for each aggregate call in expression e (not
 // inside window functions or subqueries), count(first argument) with the
 // call's filter.
-func (p *parser) aggregateCounts(e any, counts *[]any) {
+func (p *parser) aggregateCounts(t *cellTemplates, e any, counts *[]any) {
 	switch v := e.(type) {
 	case []any:
 		for _, x := range v {
-			p.aggregateCounts(x, counts)
+			p.aggregateCounts(t, x, counts)
 		}
 	case map[string]any:
 		switch v["class"] {
@@ -238,6 +263,7 @@ func (p *parser) aggregateCounts(e any, counts *[]any) {
 			return
 		case "FUNCTION":
 			name, _ := v["function_name"].(string)
+			name = strings.ToLower(name)
 			if name == "count_star" && v["filter"] == nil {
 				return // the cell's own count(*)
 			}
@@ -245,7 +271,8 @@ func (p *parser) aggregateCounts(e any, counts *[]any) {
 				n := clone(p.countStar)
 				n["alias"] = ""
 				n["filter"] = clone(v["filter"])
-				if args, _ := v["children"].([]any); len(args) > 0 && name != "count_star" {
+				// t.callArgs: x.sum() is sum(x).
+				if args := t.callArgs(v); len(args) > 0 && name != "count_star" {
 					n["function_name"] = "count"
 					n["children"] = []any{clone(args[0])}
 				}
@@ -254,15 +281,18 @@ func (p *parser) aggregateCounts(e any, counts *[]any) {
 			}
 		}
 		for _, x := range v {
-			p.aggregateCounts(x, counts)
+			p.aggregateCounts(t, x, counts)
 		}
 	}
 }
 
-// clone deep-copies a serialized syntax tree value.
+// clone deep-copies a serialized syntax tree value, keeping numbers exact
+// (json.Number, as serialize decodes them).
 func clone[T any](v T) T {
 	b, _ := json.Marshal(v)
 	var out T
-	json.Unmarshal(b, &out)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	dec.Decode(&out)
 	return out
 }

@@ -91,10 +91,10 @@ func TestAnalyzeOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Output{
-		{Name: "district", Fields: []string{"district"}, Aggregated: false},
-		{Name: "total", Fields: []string{"income"}, Aggregated: true},
-		{Name: `max("name")`, Fields: []string{"name"}, Aggregated: false},
-		{Name: "count_star()", Fields: []string{}, Aggregated: true},
+		{Name: "district", Fields: []string{"district"}, Aggregated: false, Aggregates: []string{}},
+		{Name: "total", Fields: []string{"income"}, Aggregated: true, Aggregates: []string{"sum"}},
+		{Name: `max("name")`, Fields: []string{"name"}, Aggregated: false, Aggregates: []string{"max"}},
+		{Name: "count_star()", Fields: []string{}, Aggregated: true, Aggregates: []string{"count_star"}},
 	}
 	if !reflect.DeepEqual(a.Outputs, want) {
 		t.Errorf("Outputs = %+v\nwant %+v", a.Outputs, want)

@@ -58,6 +58,7 @@ type Report struct {
 	SHA256     string         // hex SHA-256 of the Parquet file
 	Columns    []ResultColumn // the written columns (the cell-count column excluded)
 	CellCounts []int64        // the values of the result's CellCountColumn in row order, if it had one (trust it only for a CellSQL query); that column is not written
+	Cells      []CellStats    // per result row, when the query had CellSQL or MembersSQL columns beyond the count (trust it only for such a query); nil otherwise
 	Wall       time.Duration  // time from the start of Run to the renamed, synced file
 	Resources  Resources      // what the query used, from DuckDB's profiler
 	Process    Usage          // what the worker process used (RunIsolated only)
@@ -181,6 +182,7 @@ func run(ctx context.Context, spec Spec, screen bool, inputs map[string]array.Re
 		SHA256:     res.sha256,
 		Columns:    res.columns,
 		CellCounts: res.cells,
+		Cells:      res.stats,
 		Wall:       time.Since(start),
 		Resources:  resources(conn),
 	}, nil

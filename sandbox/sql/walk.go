@@ -465,7 +465,7 @@ func (w *walker) expr(class string, m map[string]any, st state) {
 		return
 	}
 	if a, _ := m["alias"].(string); a != "" {
-		if !(w.screen && a == CellCountColumn) {
+		if !(w.screen && appendedColumn(a)) {
 			w.checkReserved(a)
 		}
 		w.define(a)

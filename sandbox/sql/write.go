@@ -24,6 +24,7 @@ type written struct {
 	sha256  string
 	columns []ResultColumn
 	cells   []int64
+	stats   []CellStats
 }
 
 // writeParquet streams the job's Arrow result rr into a Parquet file at out.
@@ -31,7 +32,7 @@ type written struct {
 // arrow-go's Parquet writer needs modules this repository does not carry, so the
 // file is written by a second, host-side DuckDB that runs only the fixed COPY below:
 // it scans rr through the Arrow C stream interface, behind a reader that enforces the
-// row and byte caps and strips the cell-count column, and may touch no file but the
+// row and byte caps and strips the sandbox's appended columns (see layoutOf), and may touch no file but the
 // temporary one it writes. The file is then synced, hashed and linked to out; on any
 // error no file is left at out.
 func writeParquet(ctx context.Context, rr arrowReader, out string, l Limits) (*written, error) {
@@ -74,8 +75,11 @@ func writeParquet(ctx context.Context, rr arrowReader, out string, l Limits) (*w
 		return nil, err
 	}
 	res := &written{rows: c.rows, bytes: size, sha256: sum, columns: c.columns}
-	if c.cellIdx >= 0 {
+	if c.layout.cellIdx >= 0 {
 		res.cells = append([]int64{}, c.cells...)
+	}
+	if c.layout.stats() {
+		res.stats = append([]CellStats{}, c.stats...)
 	}
 	return res, nil
 }
