@@ -9,6 +9,7 @@ import (
 
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
+	"github.com/datasandbox/dsbx/privacy"
 )
 
 // candidates returns holder's agreements covering dataset as policy facts,
@@ -18,13 +19,17 @@ func (s *Service) candidates(ctx context.Context, now time.Time, holder, dataset
 	if err != nil {
 		return nil, err
 	}
+	sp, _, err := s.spent(ctx, holder, dataset)
+	if err != nil {
+		return nil, err
+	}
 	out := []policies.Agreement{}
 	for _, a := range list {
 		u, err := s.usage(ctx, now, a.ID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, agreementFacts(a, dataset, u))
+		out = append(out, agreementFacts(a, dataset, u, sp))
 	}
 	return out, nil
 }
@@ -43,8 +48,9 @@ func (s *Service) usage(ctx context.Context, now time.Time, id int64) (policies.
 	return u, nil
 }
 
-// agreementFacts is what policies learn about agreement a, seen from dataset.
-func agreementFacts(a operators.Agreement, dataset string, u policies.Usage) policies.Agreement {
+// agreementFacts is what policies learn about agreement a, seen from
+// dataset, with its usage and the privacy budget spent on the dataset.
+func agreementFacts(a operators.Agreement, dataset string, u policies.Usage, sp privacy.Spend) policies.Agreement {
 	scope, _ := a.Covering(dataset)
 	fields := scope.Fields
 	if fields == nil {
@@ -53,7 +59,8 @@ func agreementFacts(a operators.Agreement, dataset string, u policies.Usage) pol
 	return policies.Agreement{
 		ID: a.ID, Kind: a.Kind, Provider: a.Provider, Version: scope.Version, Fields: fields,
 		Purposes: a.Purposes, Usage: u,
-		Outputs:   policies.OutputRules{AggregatesOnly: a.Outputs.AggregatesOnly, MinCellCount: a.Outputs.MinCellCount},
+		Outputs: policies.OutputRules{AggregatesOnly: a.Outputs.AggregatesOnly, MinCellCount: a.Outputs.MinCellCount,
+			RowLevel: a.Outputs.RowLevel, RoundBase: a.Outputs.RoundBase, Privacy: privacyFacts(a.Outputs.Privacy, sp)},
 		Quotas:    policies.Quotas{MaxJobs: a.Quotas.MaxJobs, JobsPerDay: a.Quotas.JobsPerDay},
 		ValidFrom: a.From.In(operators.Zone).Format(time.RFC3339Nano), ValidUntil: a.Until.In(operators.Zone).Format(time.RFC3339Nano),
 		Status: a.Status,

@@ -6,6 +6,7 @@ package jobs
 import (
 	"time"
 
+	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
 	"github.com/datasandbox/dsbx/sandbox/wasm"
 
 	"github.com/datasandbox/dsbx/disclosure"
@@ -83,9 +84,14 @@ type Analysis struct {
 	Aggregate bool     `json:"aggregate"`
 	// Executed is the statement as DuckDB re-serialized it; it is what runs.
 	Executed string `json:"executed"`
-	// CellSQL is Executed with a per-cell record count added, for aggregates.
-	CellSQL string   `json:"cell_sql,omitempty"`
-	Outputs []Output `json:"outputs"`
+	// CellSQL is Executed with a per-cell record count added, for aggregates,
+	// and the contributions to each sum or mean (Magnitudes).
+	CellSQL    string             `json:"cell_sql,omitempty"`
+	Magnitudes []sqlbox.Magnitude `json:"magnitudes,omitempty"`
+	// MembersSQL is CellSQL with the snapshot rows behind each cell, when
+	// the query reads the table directly (for the differencing check).
+	MembersSQL string   `json:"members_sql,omitempty"`
+	Outputs    []Output `json:"outputs"`
 	// Module describes a Wasm job's module.
 	Module *Module `json:"module,omitempty"`
 }
@@ -103,6 +109,11 @@ type Output struct {
 	Name       string   `json:"name"`
 	Fields     []string `json:"fields"`
 	Aggregated bool     `json:"aggregated"`
+	// Aggregates names the aggregate functions in the column's expression.
+	Aggregates []string `json:"aggregates,omitempty"`
+	// Bare is true when the column is exactly one aggregate call over one
+	// field or * of a plain query (sqlbox.Analysis.Plain).
+	Bare bool `json:"bare,omitempty"`
 }
 
 // RunReport is the sandbox's account of an execution.

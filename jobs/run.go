@@ -17,6 +17,7 @@ import (
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/disclosure"
 	"github.com/datasandbox/dsbx/policies"
+	"github.com/datasandbox/dsbx/privacy"
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
 )
 
@@ -279,7 +280,7 @@ func (s *Service) decideRelease(ctx context.Context, j *Job) (policies.ReleaseDe
 	}
 	in := policies.ReleaseInput{
 		Now:       s.now().UTC(),
-		Agreement: agreementFacts(a, j.Dataset, policies.Usage{}),
+		Agreement: agreementFacts(a, j.Dataset, policies.Usage{}, privacy.Spend{}),
 		Dataset:   datasetFacts(entry, version),
 		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
 			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate,

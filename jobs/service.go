@@ -17,6 +17,7 @@ import (
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
+	"github.com/datasandbox/dsbx/privacy"
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
 	"github.com/datasandbox/dsbx/sandbox/wasm"
 	"github.com/datasandbox/dsbx/sandbox/wasmjob"
@@ -35,6 +36,9 @@ type Agreements interface {
 	Applicable(ctx context.Context, holder, dataset string) ([]operators.Agreement, error)
 	// Agreement returns agreement id as it stands now.
 	Agreement(ctx context.Context, id int64) (operators.Agreement, error)
+	// Private lists the agreements with differential privacy, holder's
+	// only unless holder is "".
+	Private(ctx context.Context, holder string) ([]operators.Agreement, error)
 }
 
 // Policy decides whether a job runs and whether its result leaves.
@@ -65,6 +69,8 @@ type Service struct {
 	// reviewMu serialises reviews and justifications, so two output
 	// checkers approving at once cannot both miss the other.
 	reviewMu sync.Mutex
+	// budgetMu serialises the spending of privacy budgets.
+	budgetMu sync.Mutex
 
 	changedMu sync.Mutex
 	changed   chan struct{} // closed, and replaced, whenever a job changes state
@@ -217,10 +223,12 @@ func analysed(ctx context.Context, query string, entry datasets.Entry) (*Analysi
 	}
 	a := &Analysis{
 		Tables: an.Tables, Fields: an.Fields[entry.Name], Functions: an.Functions,
-		Aggregate: an.Aggregate, Executed: an.SQL, CellSQL: an.CellSQL,
+		Aggregate: an.Aggregate, Executed: an.SQL, CellSQL: an.CellSQL, MembersSQL: an.MembersSQL,
+		Magnitudes: an.Magnitudes,
 	}
 	for _, o := range an.Outputs {
-		a.Outputs = append(a.Outputs, Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
+		a.Outputs = append(a.Outputs, Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated,
+			Aggregates: o.Aggregates, Bare: o.Bare && an.Plain})
 	}
 	if a.Fields == nil {
 		a.Fields = []string{}
@@ -307,6 +315,28 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 	}
 	entry, version, code, analysis, decision, now := a.entry, a.version, a.code, a.analysis, a.decision, a.now
 	req.Purpose = strings.TrimSpace(req.Purpose)
+	var spend *privacy.Spend // a DP job's share of its operator's budget
+	if decision.Allow {
+		ag, err := s.agreements.Agreement(ctx, decision.AgreementID)
+		if err != nil {
+			return Job{}, err
+		}
+		if c := ag.Outputs.Privacy; c != nil {
+			s.budgetMu.Lock()
+			defer s.budgetMu.Unlock()
+			sp, err := s.charge(ctx, p.Name, entry.Name, c)
+			var ex *privacy.ExhaustedError
+			switch {
+			case errors.As(err, &ex): // another job took the last of it since the policy looked
+				decision.Allow = false
+				decision.Reasons = append(decision.Reasons, policies.Reason{Code: "privacy_budget_exhausted", Message: err.Error()})
+			case err != nil:
+				return Job{}, err
+			default:
+				spend = &sp
+			}
+		}
+	}
 	kind := a.input.Job.Kind
 	data := map[string]any{
 		"dataset": entry.Name, "version": version.ID, "kind": kind,
@@ -332,14 +362,22 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 	if decision.Allow {
 		job.State = StateQueued
 	}
+	decided := map[string]any{"state": job.State, "decision": decision}
+	if spend != nil {
+		decided["privacy_spend"] = spend
+	}
 	if _, err := s.log.Append(ctx, audit.Event{
-		Kind: "job.decided", Principal: p.Name, Subject: job.subject(),
-		Data: map[string]any{"state": job.State, "decision": decision},
+		Kind: "job.decided", Principal: p.Name, Subject: job.subject(), Data: decided,
 	}); err != nil {
 		return Job{}, fmt.Errorf("record decision: %w", err)
 	}
 	if err := s.insert(ctx, job); err != nil {
 		return Job{}, err
+	}
+	if spend != nil {
+		if err := s.recordSpend(ctx, job, *spend); err != nil {
+			return Job{}, err
+		}
 	}
 	if job.State == StateQueued {
 		s.wakeWorkers()
@@ -364,7 +402,7 @@ func admissionInput(now time.Time, p operators.Principal, e datasets.Entry, v da
 func policyOutputs(outs []Output) []policies.Output {
 	ps := make([]policies.Output, 0, len(outs))
 	for _, o := range outs {
-		ps = append(ps, policies.Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
+		ps = append(ps, policies.Output{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated, Aggregates: o.Aggregates, Bare: o.Bare})
 	}
 	return ps
 }

@@ -391,6 +391,16 @@ func (d *Directory) Applicable(ctx context.Context, holder, dataset string) ([]A
 	return all, nil
 }
 
+// Private lists the agreements that release with differential privacy,
+// holder's only unless holder is "".
+func (d *Directory) Private(ctx context.Context, holder string) ([]Agreement, error) {
+	where, args := `WHERE json_extract(outputs, '$.privacy') IS NOT NULL`, []any{}
+	if holder != "" {
+		where, args = where+` AND holder = ?`, append(args, holder)
+	}
+	return d.agreements(ctx, where, args...)
+}
+
 // SetStatus suspends, resumes (status active) or revokes agreement id with
 // a reason. actor must be an admin or a provider of the agreement's
 // organization. Revoked and expired agreements change no more.

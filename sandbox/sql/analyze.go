@@ -31,6 +31,11 @@ type Analysis struct {
 	// exactly one dataset table (optionally aliased: no join, subquery, CTE
 	// or column alias list); "" otherwise.
 	MembersSQL string
+	// Plain is true when the top-level SELECT reads one dataset table
+	// directly (no join, subquery or CTE) and has no HAVING, QUALIFY,
+	// DISTINCT, ORDER BY, LIMIT or SAMPLE: each result row is one group of
+	// that table's rows and nothing else depends on the aggregates' values.
+	Plain bool
 }
 
 // Output is one top-level output column and where it comes from.
@@ -38,6 +43,9 @@ type Output struct {
 	Name       string   // the alias, else the column name of a bare column reference, else DuckDB's rendering of the expression
 	Fields     []string // dataset fields its expression references, followed through CTE and subquery aliases
 	Aggregated bool     // every field reference sits inside a reducing aggregate such as count, sum or avg
+	// Bare is true when the item is exactly one aggregate call, not
+	// DISTINCT, over one column reference or *, with nothing around it.
+	Bare       bool
 	Aggregates []string // lower-case names of the aggregate functions (outside windows and subqueries) in this output's expression, sorted and unique; count(*) is count_star
 }
 
@@ -101,10 +109,12 @@ func Analyze(ctx context.Context, query string, tables map[string][]string) (*An
 				return nil, err
 			}
 			fields, aggregated := res.output(i)
-			a.Outputs = append(a.Outputs, Output{Name: name, Fields: fields, Aggregated: aggregated, Aggregates: aggregateNames(item, p.aggregates)})
+			a.Outputs = append(a.Outputs, Output{Name: name, Fields: fields, Aggregated: aggregated, Aggregates: aggregateNames(item, p.aggregates),
+				Bare: bareAggregate(item, p.aggregates)})
 		}
 	}
 	a.Aggregate = isAggregate(top, p.aggregates)
+	a.Plain = membersRelation(top, w, sc) != "" && unmodified(top)
 	if a.Aggregate {
 		t, err := sharedTemplates()
 		if err != nil {
@@ -128,6 +138,45 @@ func Analyze(ctx context.Context, query string, tables map[string][]string) (*An
 		}
 	}
 	return a, nil
+}
+
+// bareAggregate reports whether a select-list item is exactly one
+// aggregate call, not DISTINCT, over one column reference or *.
+func bareAggregate(item any, aggregates map[string]bool) bool {
+	m, _ := item.(map[string]any)
+	if m["class"] != "FUNCTION" || m["distinct"] == true || m["is_operator"] == true {
+		return false
+	}
+	name, _ := m["function_name"].(string)
+	if !aggregates[strings.ToLower(name)] {
+		return false
+	}
+	if receiver, _ := methodReceiver(m); receiver != nil {
+		return false
+	}
+	args, _ := m["children"].([]any)
+	switch len(args) {
+	case 0:
+		return strings.EqualFold(name, "count_star")
+	case 1:
+		arg, _ := args[0].(map[string]any)
+		return arg["class"] == "COLUMN_REF" || arg["class"] == "STAR"
+	}
+	return false
+}
+
+// unmodified reports whether a SELECT node has no HAVING, QUALIFY, SAMPLE
+// or result modifier (DISTINCT, ORDER BY, LIMIT).
+func unmodified(top map[string]any) bool {
+	if mods, _ := top["modifiers"].([]any); len(mods) > 0 {
+		return false
+	}
+	for _, k := range []string{"having", "qualify", "sample"} {
+		if top[k] != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // outputName names one select-list item the way DuckDB names its result column.

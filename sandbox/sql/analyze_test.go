@@ -85,6 +85,36 @@ func TestAnalyzeAggregate(t *testing.T) {
 	}
 }
 
+// Bare outputs and plain queries are what differential privacy can noise.
+func TestAnalyzeBareAndPlain(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		bare  []bool
+		plain bool
+	}{
+		{`SELECT district, count(*) AS n, sum(income) AS s, count(income) FROM people GROUP BY district`, []bool{false, true, true, true}, true},
+		{`SELECT district, count(*) FILTER (WHERE income > 10) AS n FROM people p WHERE income < 100 GROUP BY district`, []bool{false, true}, true},
+		{`SELECT district, 2 * sum(income) AS s, sum(income + 1), sum(DISTINCT income), income.sum() FROM people GROUP BY district`, []bool{false, false, false, false, false}, true},
+		{`SELECT district, count(*) FROM people GROUP BY district HAVING count(*) > 5`, []bool{false, true}, false},
+		{`SELECT district, count(*) FROM people GROUP BY district ORDER BY 2 DESC LIMIT 1`, []bool{false, true}, false},
+		{`SELECT district, sum(income) FROM (SELECT district, income * 1000 AS income FROM people) GROUP BY district`, []bool{false, true}, false},
+		{`SELECT a.district, count(*) FROM people a JOIN people b USING (district) GROUP BY a.district`, []bool{false, true}, false},
+		{`WITH p AS (SELECT * FROM people) SELECT district, count(*) FROM p GROUP BY district`, []bool{false, true}, false},
+	} {
+		a, err := Analyze(ctx(t), tc.query, testTables)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.query, err)
+		}
+		var bare []bool
+		for _, o := range a.Outputs {
+			bare = append(bare, o.Bare)
+		}
+		if !reflect.DeepEqual(bare, tc.bare) || a.Plain != tc.plain {
+			t.Errorf("%s: bare %v plain %v, want %v %v", tc.query, bare, a.Plain, tc.bare, tc.plain)
+		}
+	}
+}
+
 func TestAnalyzeOutputs(t *testing.T) {
 	a, err := Analyze(ctx(t), `SELECT district, sum(income) AS total, max(name), count(*) FROM people GROUP BY district`, testTables)
 	if err != nil {
@@ -92,9 +122,9 @@ func TestAnalyzeOutputs(t *testing.T) {
 	}
 	want := []Output{
 		{Name: "district", Fields: []string{"district"}, Aggregated: false, Aggregates: []string{}},
-		{Name: "total", Fields: []string{"income"}, Aggregated: true, Aggregates: []string{"sum"}},
-		{Name: `max("name")`, Fields: []string{"name"}, Aggregated: false, Aggregates: []string{"max"}},
-		{Name: "count_star()", Fields: []string{}, Aggregated: true, Aggregates: []string{"count_star"}},
+		{Name: "total", Fields: []string{"income"}, Aggregated: true, Aggregates: []string{"sum"}, Bare: true},
+		{Name: `max("name")`, Fields: []string{"name"}, Aggregated: false, Aggregates: []string{"max"}, Bare: true},
+		{Name: "count_star()", Fields: []string{}, Aggregated: true, Aggregates: []string{"count_star"}, Bare: true},
 	}
 	if !reflect.DeepEqual(a.Outputs, want) {
 		t.Errorf("Outputs = %+v\nwant %+v", a.Outputs, want)
