@@ -86,6 +86,9 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 // Wasm job's result this way, joining the guest's output to its own count of
 // each group's rows.
 func Derive(ctx context.Context, spec Spec, inputs map[string]array.RecordReader) (*Report, error) {
+	if len(spec.Tables) == 0 && len(inputs) == 0 {
+		return nil, errors.New("sql: a derived result needs a table or an input")
+	}
 	for name := range inputs {
 		if !strings.HasPrefix(strings.ToLower(name), reservedPrefix) {
 			return nil, fmt.Errorf("sql: input %q must be named with the reserved prefix %s", name, reservedPrefix)
@@ -100,6 +103,9 @@ func run(ctx context.Context, spec Spec, screen bool, inputs map[string]array.Re
 	start := time.Now()
 	if err := spec.validate(); err != nil {
 		return nil, err
+	}
+	if screen && len(spec.Tables) == 0 {
+		return nil, errors.New("sql: a job needs at least one table")
 	}
 	connector, err := duckdb.NewConnector("", nil)
 	if err != nil {
@@ -318,9 +324,6 @@ func (s Spec) validate() error {
 	}
 	if within(l.TempDir, s.Out) {
 		return fmt.Errorf("sql: output %s lies inside the job's temp directory %s", s.Out, l.TempDir)
-	}
-	if len(s.Tables) == 0 {
-		return errors.New("sql: a job needs at least one table")
 	}
 	names := map[string]bool{}
 	for _, t := range s.Tables {
