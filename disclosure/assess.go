@@ -915,8 +915,10 @@ func (a *assessment) rounding() Finding {
 			if col.Role != RoleCount || v.Null {
 				continue
 			}
+			// Every count is recorded, changed or not: listing only the
+			// changed ones would tell which counts were multiples of base.
 			nv := math.Floor(v.Num/b+0.5) * b
-			if nv == v.Num || math.IsNaN(nv) {
+			if math.IsNaN(nv) {
 				continue
 			}
 			changed++
@@ -924,7 +926,7 @@ func (a *assessment) rounding() Finding {
 				Reason: fmt.Sprintf("rounded to a multiple of %d", base), NewValue: &nv}, c})
 		}
 	}
-	f.Detail = fmt.Sprintf("count columns rounded to multiples of %d (%s changed)", base, plural(changed, "value"))
+	f.Detail = fmt.Sprintf("count columns rounded to multiples of %d (%s)", base, plural(changed, "value"))
 	return f
 }
 

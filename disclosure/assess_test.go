@@ -557,12 +557,13 @@ func TestRounding(t *testing.T) {
 	cases := []struct {
 		base    int64
 		in      []float64
-		changes []Change // only where the value changed
+		changes []Change // every count, changed or not: which ones changed must not show
 	}{
 		// Base 5: 7 -> 5, 8 -> 10, 10 stays, 12.5 is half way -> 15 (half up), 22 -> 20.
 		{5, []float64{7, 8, 10, 12.5, 22}, []Change{
 			{Row: 0, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 5", NewValue: ptr(5)},
 			{Row: 1, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 5", NewValue: ptr(10)},
+			{Row: 2, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 5", NewValue: ptr(10)},
 			{Row: 3, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 5", NewValue: ptr(15)},
 			{Row: 4, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 5", NewValue: ptr(20)},
 		}},
@@ -571,6 +572,7 @@ func TestRounding(t *testing.T) {
 			{Row: 0, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 10", NewValue: ptr(20)},
 			{Row: 1, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 10", NewValue: ptr(30)},
 			{Row: 2, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 10", NewValue: ptr(10)},
+			{Row: 3, Column: "n", Action: "rounded", Reason: "rounded to a multiple of 10", NewValue: ptr(30)},
 		}},
 		{1, []float64{7, 8}, nil},
 	}

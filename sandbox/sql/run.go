@@ -6,8 +6,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +35,19 @@ type Table struct {
 	// HashKey keys the hashed columns (at least MinHashKey bytes); give each
 	// agreement its own, so hashes from two agreements cannot be linked.
 	HashKey []byte
+	// Bound, if set, limits each person's contribution, for differential
+	// privacy; the job's rowid then no longer numbers the snapshot's rows.
+	Bound *Bounding
+}
+
+// Bounding limits how much any one person contributes to a table: at most
+// MaxRows rows per PersonKey value (the same rows, chosen by a hash of
+// their position, every time) and each Clamp column held within [lo, hi]
+// before any form applies.
+type Bounding struct {
+	PersonKey string
+	MaxRows   int
+	Clamp     map[string][2]float64
 }
 
 // Column is one allowed column and the form the job sees it in.
@@ -289,7 +305,42 @@ func selectView(ctx context.Context, conn *stdsql.Conn, t Table) (string, error)
 	if len(cols) == 0 {
 		cols = []string{"NULL::BOOLEAN AS " + ident(rowColumn)}
 	}
-	return "SELECT " + strings.Join(cols, ", ") + " FROM read_parquet(" + literal(t.Parquet) + ")", nil
+	from := "read_parquet(" + literal(t.Parquet) + ")"
+	if b := t.Bound; b != nil {
+		if from, err = bounded(t.Parquet, b, types); err != nil {
+			return "", err
+		}
+	}
+	return "SELECT " + strings.Join(cols, ", ") + " FROM " + from, nil
+}
+
+// bounded is the FROM item of a snapshot under contribution bounding.
+func bounded(parquet string, b *Bounding, types map[string]string) (string, error) {
+	if _, ok := types[b.PersonKey]; !ok {
+		return "", fmt.Errorf("the snapshot has no person key column %s", b.PersonKey)
+	}
+	if b.MaxRows < 1 {
+		return "", fmt.Errorf("contribution bound of %d rows per person; it must be at least 1", b.MaxRows)
+	}
+	src := "SELECT * FROM read_parquet(" + literal(parquet) + ", file_row_number = true)"
+	if len(b.Clamp) > 0 {
+		var repl []string
+		for _, c := range slices.Sorted(maps.Keys(b.Clamp)) {
+			typ, ok := types[c]
+			if !ok {
+				return "", fmt.Errorf("the snapshot has no column %s to clamp", c)
+			}
+			r := b.Clamp[c]
+			if math.IsNaN(r[0]) || math.IsNaN(r[1]) || math.IsInf(r[0], 0) || math.IsInf(r[1], 0) || r[0] > r[1] {
+				return "", fmt.Errorf("clamp range [%v, %v] of %s is not a finite range", r[0], r[1], c)
+			}
+			repl = append(repl, fmt.Sprintf("CAST(greatest(%s::DOUBLE, least(%s::DOUBLE, %s)) AS %s) AS %s",
+				strconv.FormatFloat(r[0], 'g', -1, 64), strconv.FormatFloat(r[1], 'g', -1, 64), ident(c), typ, ident(c)))
+		}
+		src = "SELECT * REPLACE (" + strings.Join(repl, ", ") + ") FROM read_parquet(" + literal(parquet) + ", file_row_number = true)"
+	}
+	return "(" + src + " QUALIFY row_number() OVER (PARTITION BY " + ident(b.PersonKey) + " ORDER BY hash(file_row_number)) <= " +
+		strconv.Itoa(b.MaxRows) + " ORDER BY file_row_number)", nil
 }
 
 // validate checks a Spec before anything is opened.
