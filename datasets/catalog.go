@@ -104,6 +104,9 @@ type Field struct {
 	Description string `json:"description,omitempty" yaml:"description"`
 	Sensitivity string `json:"sensitivity" yaml:"sensitivity"`
 	Identifier  string `json:"identifier" yaml:"identifier"`
+	// FreeText marks a field of free text (notes, complaints, addresses as
+	// written): never released, whatever its form.
+	FreeText bool `json:"free_text,omitempty" yaml:"free_text"`
 }
 
 // Version is one immutable snapshot of a dataset, named by the SHA-256 of its

@@ -20,6 +20,7 @@ import (
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/client"
 	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/disclosure"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/server"
@@ -264,11 +265,12 @@ func (d *walk) job(ctx context.Context, c *client.Client, purpose, sql string) (
 			j.Run.WallMS, j.Run.WorkerCPUMS, j.Run.WorkerPeakRSS>>20, j.Run.RowsScanned, j.Run.Rows)
 	}
 	for _, ch := range j.Checks {
-		mark := "pass"
-		if !ch.Passed {
-			mark = "FAIL"
+		if ch.Verdict != disclosure.Pass || ch.Check == "min_cell_count" || ch.Check == "differencing" || ch.Check == "differential_privacy" {
+			d.say("      check %s %s: %s", ch.Verdict, ch.Check, ch.Detail)
 		}
-		d.say("      check %s %s: %s", mark, ch.Name, ch.Detail)
+	}
+	if n := len(j.Remedies); n > 0 {
+		d.say("      %d values suppressed or rounded before release", n)
 	}
 	if j.Result != nil && j.Result.ReleaseSeq > 0 {
 		d.say("      release recorded in audit entry %d (result sha256 %s…, policy %s…)", j.Result.ReleaseSeq, j.Result.SHA256[:16], j.Release.Bundle[:20])

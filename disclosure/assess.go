@@ -128,6 +128,10 @@ type Params struct {
 	RoundBase           int64              `json:"round_base,omitempty"`             // remedy: round count columns to this base (0 or 1: none)
 	TopCode             map[string]float64 `json:"top_code,omitempty"`               // remedy: clamp these numeric columns from above (rows, statistics)
 	BottomCode          map[string]float64 `json:"bottom_code,omitempty"`            // remedy: clamp these numeric columns from below (rows, statistics)
+	// Noised says the counts and magnitudes carry differential-privacy
+	// noise over bounded contributions: dominance is not checked, and the
+	// minimum cell count applies to the noisy counts.
+	Noised bool `json:"noised,omitempty"`
 }
 
 // withDefaults fills in the defaults of unset (or negative) parameters.
@@ -625,6 +629,10 @@ func (a *assessment) dominance() Finding {
 	}
 	if len(mags) == 0 {
 		f.Verdict, f.Detail = Pass, "no magnitude columns"
+		return f
+	}
+	if a.p.Noised {
+		f.Verdict, f.Detail = Pass, "not applicable: contributions are bounded and the values carry differential-privacy noise"
 		return f
 	}
 	sensitiveRows := 0

@@ -408,6 +408,13 @@ func TestDominance(t *testing.T) {
 		t.Errorf("suppressed %d, want 2", r.Suppressed)
 	}
 
+	// Noised (differential privacy over bounded contributions): dominance
+	// does not apply.
+	r = Assess(turnover(true), Params{Noised: true})
+	if f := findingOf(t, r, "dominance"); f.Verdict != Pass || !strings.Contains(f.Detail, "differential-privacy noise") {
+		t.Errorf("noised: %+v", f)
+	}
+
 	// A dominated statistic with no groups cannot be suppressed: Review.
 	st := Table{Kind: KindStatistics, Observations: 50, Columns: []OutputColumn{{Name: "total", Role: RoleMagnitude, Numeric: true}},
 		Rows: []Row{{Values: []Value{num(100)}, Count: 50, Magnitudes: map[string]Magnitude{"total": {Total: 100, Top: []float64{90, 1}, N: 50}}}}}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datasandbox/dsbx/disclosure"
 	"github.com/datasandbox/dsbx/operators"
 )
 
@@ -183,8 +184,22 @@ func TestAgreementOutputRules(t *testing.T) {
 		t.Fatalf("min cell count %d, want the agreement's 100", j.Decision.Limits.MinCellCount)
 	}
 	_, finish := p.runUntilCheck(t)
-	if got := finish(); got.State != StateHeld {
-		t.Fatalf("cells of ~67 under a minimum of 100: %s, want held", got.State)
+	got := finish()
+	suppressed := 0
+	for _, c := range got.Remedies {
+		if c.Action == disclosure.ActionSuppressed {
+			suppressed++
+		}
+	}
+	if got.State != StateReleased || suppressed != 3 {
+		t.Fatalf("cells of ~67 under a minimum of 100: %s with %d values suppressed, want every count suppressed", got.State, suppressed)
+	}
+	var out bytes.Buffer
+	if err := p.svc.Deliver(ctx, beta, j.ID, FormatCSV, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "district,n\neast,\nnorth,\nsouth,\n"; out.String() != want {
+		t.Fatalf("released:\n%s\nwant\n%s", out.String(), want)
 	}
 }
 
@@ -225,8 +240,13 @@ func TestJobSeesAgreedForms(t *testing.T) {
 		t.Fatalf("decided forms %v", j.Decision.Fields)
 	}
 	_, finish := p.runUntilCheck(t)
-	if got := finish(); got.State != StateReleased {
-		t.Fatalf("job %s: %s %+v", got.State, got.Error, got.Checks)
+	// min and max are one record's value each: an output checker looks.
+	if got := finish(); got.State != StateHeld || got.Release.Reasons[0].Code != "extremes" {
+		t.Fatalf("job %s: %s %+v", got.State, got.Error, got.Release)
+	}
+	p.addReviewers(t, "check")
+	if got, err := p.svc.Review(ctx, p.principal(t, "check"), j.ID, ReviewRequest{Approve: true, Reason: "bins of 1000 are coarse enough"}); err != nil || got.State != StateReleased {
+		t.Fatalf("approved: %s %v", got.State, err)
 	}
 	var out bytes.Buffer
 	if err := p.svc.Deliver(ctx, beta, j.ID, FormatCSV, &out); err != nil {

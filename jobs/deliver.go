@@ -98,7 +98,11 @@ func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, 
 	if why := lapsed(a, s.now()); why != "" {
 		return &WithdrawnError{ID: id, Why: why}
 	}
-	f, err := os.Open(s.resultPath(id))
+	path, err := s.deliveredPath(j)
+	if err != nil {
+		return fmt.Errorf("job %d: %v: %w", id, err, ErrIntegrity)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("job %d: open result: %w", id, err)
 	}
@@ -107,15 +111,15 @@ func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, 
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("job %d: hash result: %w", id, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != j.Result.SHA256 {
-		return fmt.Errorf("job %d: file hash %s, released %s: %w", id, got, j.Result.SHA256, ErrIntegrity)
+	if got := hex.EncodeToString(h.Sum(nil)); got != j.Result.Released.SHA256 {
+		return fmt.Errorf("job %d: file hash %s, released %s: %w", id, got, j.Result.Released.SHA256, ErrIntegrity)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
 	if _, err := s.log.Append(ctx, audit.Event{
 		Kind: "result.downloaded", Principal: p.Name, Subject: j.subject(),
-		Data: map[string]any{"sha256": j.Result.SHA256, "format": format},
+		Data: map[string]any{"sha256": j.Result.Released.SHA256, "file": j.Result.Released.Name, "format": format},
 	}); err != nil {
 		return fmt.Errorf("job %d: record download: %w", id, err)
 	}
@@ -139,7 +143,7 @@ func (s *Service) checkRelease(j Job) error {
 	}
 	var rel releaseEvent
 	if e.Kind != "result.released" || e.Subject != j.subject() || json.Unmarshal(e.Data, &rel) != nil ||
-		rel.Job != j.ID || rel.SHA256 != j.Result.SHA256 {
+		rel.Job != j.ID || j.Result.Released == nil || rel.SHA256 != j.Result.Released.SHA256 {
 		return fmt.Errorf("job %d: audit entry %d is not the release of this result: %w", j.ID, j.Result.ReleaseSeq, ErrIntegrity)
 	}
 	return nil

@@ -63,14 +63,18 @@ type Job struct {
 
 // Record is what the lifecycle learns about a job, stage by stage.
 type Record struct {
-	Analysis *Analysis                 `json:"analysis,omitempty"`
-	Decision *policies.Decision        `json:"decision,omitempty"`
-	Run      *RunReport                `json:"run,omitempty"`
-	Checks   []disclosure.Check        `json:"checks,omitempty"`
-	Release  *policies.ReleaseDecision `json:"release,omitempty"`
-	Result   *Result                   `json:"result,omitempty"`
-	Review   *Review                   `json:"review,omitempty"`
-	Error    string                    `json:"error,omitempty"`
+	Analysis *Analysis          `json:"analysis,omitempty"`
+	Decision *policies.Decision `json:"decision,omitempty"`
+	Run      *RunReport         `json:"run,omitempty"`
+	// Checks are the disclosure checks' findings on the result, of the
+	// kind ResultKind; Remedies every value they changed before release.
+	Checks     []disclosure.Finding      `json:"checks,omitempty"`
+	ResultKind string                    `json:"result_kind,omitempty"`
+	Remedies   []disclosure.Change       `json:"remedies,omitempty"`
+	Release    *policies.ReleaseDecision `json:"release,omitempty"`
+	Result     *Result                   `json:"result,omitempty"`
+	Review     *Review                   `json:"review,omitempty"`
+	Error      string                    `json:"error,omitempty"`
 	// Downloads counts completed deliveries of a released result.
 	Downloads int `json:"downloads"`
 }
@@ -155,6 +159,9 @@ type Result struct {
 	Rows    int64    `json:"rows"`
 	Bytes   int64    `json:"bytes"`
 	Columns []string `json:"columns"`
+	// Released is the file released, or to be released once approved:
+	// the result itself, or it after remedies and noise.
+	Released *ReleasedFile `json:"released,omitempty"`
 	// ReleaseSeq is the audit entry that released it; 0 while held.
 	ReleaseSeq int64 `json:"release_seq,omitempty"`
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/disclosure"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
 	"github.com/datasandbox/dsbx/state"
@@ -383,16 +384,17 @@ func TestAuditChainOfReleasedJob(t *testing.T) {
 	if relData.Bundle == "" || relData.Bundle != p.policy.BundleHash() {
 		t.Errorf("release names policy bundle %q, engine's is %q", relData.Bundle, p.policy.BundleHash())
 	}
-	wantChecks := []string{"aggregate_output", "direct_identifiers", "min_cell_count"}
+	wantChecks := []string{"attributes", "classification", "degrees_of_freedom", "differencing", "direct_identifiers", "dominance", "extremes",
+		"min_cell_count", "rounding", "row_level", "suppression", "top_bottom_coding"}
 	if !slices.Equal(relData.Checks, wantChecks) {
 		t.Errorf("checks_passed %v, want %v", relData.Checks, wantChecks)
 	}
 	var jobChecks []string
 	for _, c := range j.Checks {
-		if !c.Passed {
-			t.Errorf("check %s did not pass: %s", c.Name, c.Detail)
+		if c.Verdict != disclosure.Pass {
+			t.Errorf("check %s did not pass: %s", c.Check, c.Detail)
 		}
-		jobChecks = append(jobChecks, c.Name)
+		jobChecks = append(jobChecks, c.Check)
 	}
 	slices.Sort(jobChecks)
 	if !slices.Equal(jobChecks, wantChecks) {

@@ -121,7 +121,7 @@ func TestReviewApprovesAHeldResult(t *testing.T) {
 			if err := json.Unmarshal(e.Data, &rel); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(rel.Reviewers, []string{"check"}) || len(rel.Files) != 1 || rel.Files[0].SHA256 != j.Result.SHA256 ||
+			if !slices.Equal(rel.Reviewers, []string{"check"}) || len(rel.Files) != 1 || rel.Files[0].SHA256 != j.Result.Released.SHA256 ||
 				rel.Bundle != p.policy.BundleHash() || len(rel.Report) == 0 {
 				t.Errorf("release event %+v", rel)
 			}

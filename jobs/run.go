@@ -16,6 +16,7 @@ import (
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/disclosure"
+	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
 	"github.com/datasandbox/dsbx/privacy"
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
@@ -217,11 +218,7 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 	defer os.RemoveAll(filepath.Join(jobDir, "tmp"))
 
 	d := j.Decision
-	limits := sqlbox.Limits{
-		Memory: d.Limits.Memory, Threads: d.Limits.Threads,
-		Timeout: time.Duration(d.Limits.TimeoutSeconds) * time.Second,
-		MaxRows: d.Limits.MaxRows, MaxBytes: d.Limits.MaxBytes, TempDir: filepath.Join(jobDir, "tmp"),
-	}
+	limits := limitsOf(j, filepath.Join(jobDir, "tmp"))
 	if j.Kind == KindWasm {
 		return s.runWasm(ctx, j, entry, version, jobDir, limits)
 	}
@@ -231,32 +228,74 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 			table.Columns = append(table.Columns, sqlbox.Column{Name: f, Form: form})
 		}
 	}
+	a, err := s.agreementOf(ctx, *j)
+	if err != nil {
+		return nil, err
+	}
 	query := j.Analysis.Executed
-	if j.Analysis.Aggregate {
+	switch c := a.Outputs.Privacy; {
+	case c != nil:
+		// Differential privacy: each person's rows and values are bounded
+		// before the job sees them; populations are not needed.
+		table.Bound = &sqlbox.Bounding{PersonKey: c.PersonKey, MaxRows: c.MaxContributions, Clamp: c.Bounds}
+		query = j.Analysis.CellSQL
+	case j.Analysis.MembersSQL != "":
+		query = j.Analysis.MembersSQL
+	case j.Analysis.Aggregate:
 		query = j.Analysis.CellSQL
 	}
 	return sqlbox.RunIsolated(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: s.resultPath(j.ID)})
 }
 
-// check runs the disclosure checks on j's quarantined result, then decides
-// its release.
+// limitsOf bounds the sandbox work done for j, with temp as its temp
+// directory.
+func limitsOf(j *Job, temp string) sqlbox.Limits {
+	d := j.Decision.Limits
+	return sqlbox.Limits{
+		Memory: d.Memory, Threads: d.Threads, Timeout: time.Duration(d.TimeoutSeconds) * time.Second,
+		MaxRows: d.MaxRows, MaxBytes: d.MaxBytes, TempDir: temp,
+	}
+}
+
+// check runs the disclosure checks and remedies on j's quarantined result,
+// writes the file that would be released, and decides its release.
 func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) error {
-	entry, _, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
+	entry, version, err := s.catalog.Resolve(ctx, j.Dataset+"@"+j.Version)
 	if err != nil {
 		return err
 	}
-	result := disclosure.Result{Aggregate: j.Analysis.Aggregate, CellCounts: report.CellCounts}
-	for _, o := range s.outputsOf(j) {
-		result.Columns = append(result.Columns, disclosure.Column{Name: o.Name, Fields: o.Fields, Aggregated: o.Aggregated})
+	a, err := s.agreementOf(ctx, *j)
+	if err != nil {
+		return err
 	}
-	j.Checks = disclosure.Run(result, disclosure.Rules{
-		MinCellCount: j.Decision.Limits.MinCellCount, DirectIdentifiers: directIdentifiers(entry),
-	})
+	params, err := s.policy.ReleaseParams(ctx, s.releaseInput(j, entry, version, a))
+	if err != nil {
+		return fmt.Errorf("job %d: %w", j.ID, err)
+	}
+	as, err := s.assess(ctx, j, report, entry, a, params)
+	if err != nil {
+		return err
+	}
+	defer as.table.Release()
+	j.Checks, j.Remedies, j.ResultKind = as.report.Findings, as.report.Changes, string(as.report.Kind)
+	if as.report.Verdict != disclosure.Fail {
+		temp := filepath.Join(s.dir, fmt.Sprint(j.ID), "tmp-release")
+		os.RemoveAll(temp)
+		defer os.RemoveAll(temp)
+		if j.Result.Released, err = s.publish(ctx, j, as, limitsOf(j, temp)); err != nil {
+			return err
+		}
+		if !as.noised && j.Analysis.Aggregate {
+			if err := s.keepLedgerCells(j.ID, ledgerCells(as, report.CellCounts)); err != nil {
+				return err
+			}
+		}
+	}
 	decision, err := s.decideRelease(ctx, j)
 	if err != nil {
 		return err
 	}
-	return s.settle(ctx, j, decision, "job.checked", map[string]any{"checks": j.Checks, "release": decision})
+	return s.settle(ctx, j, decision, "job.checked", map[string]any{"checks": j.Checks, "remedies": j.Remedies, "release": decision})
 }
 
 // outputsOf is what policy and the checks take j's output columns to be.
@@ -265,6 +304,26 @@ func (s *Service) outputsOf(j *Job) []Output {
 		return wasmColumns(j.Analysis, j.Result.Columns)
 	}
 	return j.Analysis.Outputs
+}
+
+// releaseInput is what the release policy sees of j's result as the
+// catalog and agreement a stand now.
+func (s *Service) releaseInput(j *Job, entry datasets.Entry, version datasets.Version, a operators.Agreement) policies.ReleaseInput {
+	in := policies.ReleaseInput{
+		Now:       s.now().UTC(),
+		Agreement: agreementFacts(a, j.Dataset, policies.Usage{}, privacy.Spend{}),
+		Dataset:   datasetFacts(entry, version),
+		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
+			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate,
+			AgreementID: j.Agreement, Outputs: policyOutputs(s.outputsOf(j))},
+		Result: policies.Result{Rows: j.Result.Rows, Bytes: j.Result.Bytes, SHA256: j.Result.SHA256, Columns: j.Result.Columns},
+		Checks: policyChecks(j.Checks),
+		Review: policies.Review{Approvals: j.Review.approvals()},
+	}
+	if j.Review != nil {
+		in.Review.Justification = j.Review.Justification
+	}
+	return in
 }
 
 // decideRelease asks the release policy about j's result as the catalog,
@@ -278,27 +337,7 @@ func (s *Service) decideRelease(ctx context.Context, j *Job) (policies.ReleaseDe
 	if err != nil {
 		return policies.ReleaseDecision{}, err
 	}
-	in := policies.ReleaseInput{
-		Now:       s.now().UTC(),
-		Agreement: agreementFacts(a, j.Dataset, policies.Usage{}, privacy.Spend{}),
-		Dataset:   datasetFacts(entry, version),
-		Job: policies.Job{Kind: j.Kind, Purpose: j.Purpose, CodeHash: j.CodeSHA256, Tables: j.Analysis.Tables,
-			Fields: j.Analysis.Fields, Functions: j.Analysis.Functions, Aggregate: j.Analysis.Aggregate,
-			AgreementID: j.Agreement, Outputs: policyOutputs(s.outputsOf(j))},
-		Result: policies.Result{Rows: j.Result.Rows, Bytes: j.Result.Bytes, SHA256: j.Result.SHA256, Columns: j.Result.Columns},
-		Review: policies.Review{Approvals: j.Review.approvals()},
-	}
-	if j.Review != nil {
-		in.Review.Justification = j.Review.Justification
-	}
-	for _, c := range j.Checks {
-		verdict := policies.VerdictPass
-		if !c.Passed {
-			verdict = policies.VerdictReview
-		}
-		in.Checks = append(in.Checks, policies.Check{Name: c.Name, Verdict: verdict, Detail: c.Detail})
-	}
-	d, err := s.policy.Release(ctx, in)
+	d, err := s.policy.Release(ctx, s.releaseInput(j, entry, version, a))
 	if err != nil {
 		return policies.ReleaseDecision{}, fmt.Errorf("job %d: %w", j.ID, err)
 	}
@@ -330,16 +369,26 @@ func (s *Service) settle(ctx context.Context, j *Job, d policies.ReleaseDecision
 			return err
 		}
 	}
+	file := j.Result.Released
+	if file == nil {
+		return fmt.Errorf("job %d: released without a file to release", j.ID)
+	}
 	passed := make([]string, 0, len(j.Checks))
 	for _, c := range j.Checks {
-		passed = append(passed, c.Name)
+		passed = append(passed, c.Check)
 	}
 	sort.Strings(passed)
+	// The cells go into the differencing ledger before they are released:
+	// a crash between the two leaves a cell recorded, never one released
+	// unrecorded.
+	if err := s.ledger(ctx, j); err != nil {
+		return err
+	}
 	rel, err := s.log.Append(ctx, audit.Event{
 		Kind: "result.released", Principal: j.Operator, Subject: j.subject(),
-		Data: releaseEvent{Job: j.ID, SHA256: j.Result.SHA256, Rows: j.Result.Rows, Bytes: j.Result.Bytes,
-			Files:  []ReleasedFile{{Name: "result.parquet", SHA256: j.Result.SHA256, Rows: j.Result.Rows, Bytes: j.Result.Bytes}},
-			Checks: passed, Report: j.Checks, Bundle: d.Bundle, Reviewers: j.Review.approvals()},
+		Data: releaseEvent{Job: j.ID, SHA256: file.SHA256, Rows: file.Rows, Bytes: file.Bytes,
+			Files: []ReleasedFile{*file}, Quarantined: j.Result.SHA256,
+			Checks: passed, Report: j.Checks, Remedies: j.Remedies, Bundle: d.Bundle, Reviewers: j.Review.approvals()},
 	})
 	if err != nil {
 		return fmt.Errorf("job %d: record release: %w", j.ID, err)
@@ -366,12 +415,17 @@ type releaseEvent struct {
 	Rows   int64  `json:"rows"`
 	Bytes  int64  `json:"bytes"`
 	// Files are the released files with their hashes.
-	Files  []ReleasedFile `json:"files"`
-	Checks []string       `json:"checks_passed"`
-	// Report is the disclosure checks' full report.
-	Report    []disclosure.Check `json:"report"`
-	Bundle    string             `json:"policy_bundle"`
-	Reviewers []string           `json:"reviewers"`
+	Files []ReleasedFile `json:"files"`
+	// Quarantined is the hash of the result as the job wrote it, before
+	// remedies and noise.
+	Quarantined string   `json:"quarantined_sha256"`
+	Checks      []string `json:"checks_passed"`
+	// Report is the disclosure checks' findings, and Remedies every value
+	// they changed.
+	Report    []disclosure.Finding `json:"report"`
+	Remedies  []disclosure.Change  `json:"remedies"`
+	Bundle    string               `json:"policy_bundle"`
+	Reviewers []string             `json:"reviewers"`
 }
 
 // ReleasedFile is one released file.
@@ -380,16 +434,6 @@ type ReleasedFile struct {
 	SHA256 string `json:"sha256"`
 	Rows   int64  `json:"rows"`
 	Bytes  int64  `json:"bytes"`
-}
-
-func directIdentifiers(e datasets.Entry) []string {
-	var out []string
-	for _, f := range e.Fields {
-		if f.Identifier == datasets.IdentifierDirect {
-			out = append(out, f.Name)
-		}
-	}
-	return out
 }
 
 // withdrawn says why a job using fields of version v of entry e may no

@@ -45,6 +45,8 @@ type Agreements interface {
 type Policy interface {
 	Admit(ctx context.Context, in policies.AdmissionInput) (policies.Decision, error)
 	Release(ctx context.Context, in policies.ReleaseInput) (policies.ReleaseDecision, error)
+	// ReleaseParams sets the disclosure checks' parameters for a result.
+	ReleaseParams(ctx context.Context, in policies.ReleaseInput) (policies.Params, error)
 }
 
 // AuditLog is the tamper-evident log every step is recorded in.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/datasandbox/dsbx/disclosure"
 	"github.com/datasandbox/dsbx/policies"
 )
 
@@ -76,8 +77,8 @@ func TestUpheldObjectionHoldsUnreleasedResult(t *testing.T) {
 		t.Fatalf("release decision %+v lacks dataset_suspended", j.Release)
 	}
 	for _, c := range j.Checks {
-		if !c.Passed {
-			t.Fatalf("check %s failed; the hold must come from the objection alone", c.Name)
+		if c.Verdict != disclosure.Pass {
+			t.Fatalf("check %s did not pass; the hold must come from the objection alone", c.Check)
 		}
 	}
 	if n := countKind(p.jobEntries(t, j.ID), "result.released"); n != 0 {

@@ -490,9 +490,16 @@ func TestCheckExamplesRefusesChangedBundle(t *testing.T) {
 		{
 			name: "release ignores checks asking for review", file: "release.rego",
 			old: "\tcount(to_review) == 0\n", new: "",
-			failing: []string{"release/hold-small-cells", "release/row-level"},
-			pass:    []string{"release/pass", "release/agreement-revoked", "admission/"},
+			failing: []string{"release/hold-small-cells"},
+			pass:    []string{"release/pass", "release/agreement-revoked", "release/row-level", "admission/"},
 			text:    "outcome = release, want review",
+		},
+		{
+			name: "release waives failed checks", file: "release.rego",
+			old: `outcome := "reject" if count(failed) > 0`, new: `outcome := "review" if count(failed) > 0`,
+			failing: []string{"release/row-level"},
+			pass:    []string{"release/pass", "release/hold-small-cells", "admission/"},
+			text:    "outcome = review, want reject",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

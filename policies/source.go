@@ -154,3 +154,8 @@ func (l *Live) Admit(ctx context.Context, in AdmissionInput) (Decision, error) {
 func (l *Live) Release(ctx context.Context, in ReleaseInput) (ReleaseDecision, error) {
 	return l.Engine().Release(ctx, in)
 }
+
+// ReleaseParams evaluates the check parameters of the bundle in force.
+func (l *Live) ReleaseParams(ctx context.Context, in ReleaseInput) (Params, error) {
+	return l.Engine().ReleaseParams(ctx, in)
+}

@@ -43,6 +43,7 @@ import (
 
 	"github.com/datasandbox/dsbx/client"
 	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/disclosure"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/server"
@@ -554,8 +555,8 @@ func why(j jobs.Job) string {
 		}
 	}
 	for _, ch := range j.Checks {
-		if !ch.Passed {
-			parts = append(parts, "check "+ch.Name+" failed: "+ch.Detail+" (give more rows with -rows / -lookup-rows)")
+		if ch.Verdict != disclosure.Pass {
+			parts = append(parts, "check "+ch.Check+": "+string(ch.Verdict)+": "+ch.Detail+" (give more rows with -rows / -lookup-rows)")
 		}
 	}
 	if j.Error != "" {
