@@ -193,6 +193,13 @@ func (c *Client) ReviewQueue(ctx context.Context) ([]jobs.Job, error) {
 	return list, err
 }
 
+// Budgets lists the differential-privacy budgets the caller may see.
+func (c *Client) Budgets(ctx context.Context) ([]jobs.Budget, error) {
+	var list []jobs.Budget
+	_, err := c.call(ctx, http.MethodGet, "/v1/privacy/budgets", nil, &list)
+	return list, err
+}
+
 // FetchResult writes job id's released result to w in format (csv,
 // parquet or arrow).
 func (c *Client) FetchResult(ctx context.Context, id int64, format string, w io.Writer) error {

@@ -149,6 +149,10 @@ func TestRoleByEndpoint(t *testing.T) {
 		{"GET", "/v1/jobs", nil, all(200)},
 		{"GET", fmt.Sprintf("/v1/jobs/%d", job.ID), nil, with(with(all(200), rResearch, 404), rStranger, 404)},
 		{"GET", fmt.Sprintf("/v1/jobs/%d/result", job.ID), nil, with(only(200, rOperator), rResearch, 404)},
+		{"POST", fmt.Sprintf("/v1/jobs/%d/justification", job.ID), func(string) string { return `{"justification":"x"}` }, with(only(409, rOperator), rResearch, 404)},
+		{"POST", fmt.Sprintf("/v1/jobs/%d/review", job.ID), func(string) string { return `{"approve":true,"reason":"x"}` }, only(409, rReviewer)},
+		{"GET", "/v1/reviews", nil, only(200, rReviewer)},
+		{"GET", "/v1/privacy/budgets", nil, all(200)},
 
 		{"GET", "/v1/audit/checkpoint", nil, all(200)},
 		{"GET", "/v1/audit/entries", nil, only(200, rAdmin, rRegulator)},

@@ -76,6 +76,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/justification", s.auth(requesters, s.justify))
 	mux.HandleFunc("POST /v1/jobs/{id}/review", s.auth(reviewers, s.review))
 	mux.HandleFunc("GET /v1/reviews", s.auth(reviewers, s.reviewQueue))
+	mux.HandleFunc("GET /v1/privacy/budgets", s.auth(anyone, s.budgets))
 
 	mux.HandleFunc("GET /v1/audit/key", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"key": s.log.VerifierKey()})
@@ -192,6 +193,15 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request, p operators.Prin
 
 func (s *Server) reviewQueue(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	list, err := s.jobs.ReviewQueue(r.Context(), p)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(list))
+}
+
+func (s *Server) budgets(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	list, err := s.jobs.Budgets(r.Context(), p)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/datasandbox/dsbx/operators"
+	"github.com/datasandbox/dsbx/privacy"
 )
 
 // datasetList collects the datasets of an application from --dataset and
@@ -438,10 +440,11 @@ func parseGrantedFields(values []string) (map[string]map[string]string, error) {
 }
 
 func applicationApproveCmd(g *globals) *cobra.Command {
-	var fields []string
+	var fields, bounds []string
 	var ap operators.Approval
+	var dp privacy.Config
 	cmd := &cobra.Command{
-		Use:   "approve ID [--fields DATASET:field=form,...] [--from DATE] [--until DATE] [--aggregates-only] [--min-cell-count N] [--max-jobs N] [--jobs-per-day N] [--note TEXT]",
+		Use:   "approve ID [--fields DATASET:field=form,...] [--from DATE] [--until DATE] [--aggregates-only] [--min-cell-count N] [--row-level] [--round-base N] [--dp-mechanism laplace|gaussian --dp-epsilon E --dp-epsilon-per-job E --dp-person-key F --dp-bound F=LO:HI] [--max-jobs N] [--jobs-per-day N] [--note TEXT]",
 		Short: "Approve an application (as its provider), creating the agreement",
 		Long: `Approve an application as a provider of the organization that owns its data.
 The approval may narrow what was asked: --fields DATASET:field=form,field2
@@ -461,10 +464,18 @@ it. Output rules and quotas bound what the agreement allows.`,
 			if ap.Fields, err = parseGrantedFields(fields); err != nil {
 				return err
 			}
+			if dp.Mechanism != "" {
+				if dp.Bounds, err = parseBounds(bounds); err != nil {
+					return err
+				}
+				ap.Outputs.Privacy = &dp
+			} else if cmd.Flags().Changed("dp-epsilon") || len(bounds) > 0 || dp.PersonKey != "" {
+				return fmt.Errorf("differential privacy terms need --dp-mechanism laplace or gaussian")
+			}
 			for _, n := range []struct {
 				flag string
 				v    int64
-			}{{"min-cell-count", ap.Outputs.MinCellCount}, {"max-jobs", ap.Quotas.MaxJobs}, {"jobs-per-day", ap.Quotas.JobsPerDay}} {
+			}{{"min-cell-count", ap.Outputs.MinCellCount}, {"round-base", ap.Outputs.RoundBase}, {"max-jobs", ap.Quotas.MaxJobs}, {"jobs-per-day", ap.Quotas.JobsPerDay}} {
 				if n.v < 0 {
 					return fmt.Errorf("--%s %d is negative; give 0 (no limit of its own) or more", n.flag, n.v)
 				}
@@ -485,10 +496,36 @@ it. Output rules and quotas bound what the agreement allows.`,
 	f.StringVar(&ap.ValidUntil, "until", "", "end earlier than requested: a last day or RFC 3339 end time")
 	f.BoolVar(&ap.Outputs.AggregatesOnly, "aggregates-only", false, "admit only jobs whose every output is an aggregate")
 	f.Int64Var(&ap.Outputs.MinCellCount, "min-cell-count", 0, "raise the minimum count per released cell (0: the platform's)")
+	f.BoolVar(&ap.Outputs.RowLevel, "row-level", false, "allow row-level extracts (of non-personal fields only)")
+	f.Int64Var(&ap.Outputs.RoundBase, "round-base", 0, "round released counts to a multiple of this (0: no rounding)")
+	f.StringVar(&dp.Mechanism, "dp-mechanism", "", "release counts and sums with differential privacy: laplace or gaussian")
+	f.Float64Var(&dp.Epsilon, "dp-epsilon", 0, "the operator's total ε budget on each dataset")
+	f.Float64Var(&dp.EpsilonPerJob, "dp-epsilon-per-job", 0, "the ε each job spends")
+	f.Float64Var(&dp.Delta, "dp-delta", 0, "the total δ budget (gaussian)")
+	f.Float64Var(&dp.DeltaPerJob, "dp-delta-per-job", 0, "the δ each job spends (gaussian)")
+	f.StringVar(&dp.PersonKey, "dp-person-key", "", "the field identifying a person, for contribution bounding")
+	f.IntVar(&dp.MaxContributions, "dp-max-contributions", 1, "rows kept per person in each job")
+	f.StringArrayVar(&bounds, "dp-bound", nil, "clamp a summed field: FIELD=LO:HI (repeatable; only bounded fields may be summed)")
 	f.Int64Var(&ap.Quotas.MaxJobs, "max-jobs", 0, "jobs allowed in all (0: unlimited)")
 	f.Int64Var(&ap.Quotas.JobsPerDay, "jobs-per-day", 0, "jobs allowed a day (0: unlimited)")
 	f.StringVar(&ap.Note, "note", "", "a note recorded with the approval")
 	return cmd
+}
+
+// parseBounds reads --dp-bound FIELD=LO:HI flags.
+func parseBounds(flags []string) (map[string][2]float64, error) {
+	out := map[string][2]float64{}
+	for _, f := range flags {
+		field, rng, ok := strings.Cut(f, "=")
+		lo, hi, ok2 := strings.Cut(rng, ":")
+		a, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
+		b, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
+		if !ok || !ok2 || strings.TrimSpace(field) == "" || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("--dp-bound %q is not FIELD=LO:HI, e.g. income=0:50000", f)
+		}
+		out[strings.TrimSpace(field)] = [2]float64{a, b}
+	}
+	return out, nil
 }
 
 func applicationRefuseCmd(g *globals) *cobra.Command {

@@ -166,12 +166,20 @@ func printJob(w io.Writer, j jobs.Job) {
 		fmt.Fprintf(w, "  run      %d rows, %d bytes, %d ms (query %d ms, %d rows scanned, DuckDB peak %d KiB; worker CPU %d ms, peak RSS %d MiB)\n",
 			r.Rows, r.Bytes, r.WallMS, r.QueryMS, r.RowsScanned, r.PeakMemory>>10, r.WorkerCPUMS, r.WorkerPeakRSS>>20)
 	}
+	if j.ResultKind != "" {
+		fmt.Fprintf(w, "  result   %s\n", j.ResultKind)
+	}
 	for _, c := range j.Checks {
-		mark := "pass"
-		if !c.Passed {
-			mark = "FAIL"
+		fmt.Fprintf(w, "  check    %-6s %s: %s\n", c.Verdict, c.Check, c.Detail)
+		for _, cell := range c.Cells {
+			fmt.Fprintf(w, "             row %d%s: %s\n", cell.Row, prefixed(" ", cell.Column), cell.Reason)
 		}
-		fmt.Fprintf(w, "  check    %s %s: %s\n", mark, c.Name, c.Detail)
+	}
+	if n := len(j.Remedies); n > 0 {
+		fmt.Fprintf(w, "  remedies %d values changed before release:\n", n)
+		for _, c := range j.Remedies {
+			fmt.Fprintf(w, "             row %d %s %s: %s\n", c.Row, c.Column, c.Action, c.Reason)
+		}
 	}
 	if r := j.Review; r != nil {
 		fmt.Fprintf(w, "  review   %d approval(s) required\n", r.Required)
@@ -195,6 +203,14 @@ func printJob(w io.Writer, j jobs.Job) {
 	if j.Error != "" {
 		fmt.Fprintf(w, "  error    %s\n", j.Error)
 	}
+}
+
+// prefixed is s after p, or "" when s is empty.
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
 }
 
 func short(h string) string {

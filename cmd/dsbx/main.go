@@ -59,7 +59,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.server, "server", "http://127.0.0.1:8686", "URL of the dsbx server")
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $DSBX_TOKEN)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON")
-	root.AddCommand(serveCmd(), demoCmd(), datasetCmd(g), objectionCmd(g), principalCmd(g), tokenCmd(g), applicationCmd(g), agreementCmd(g), policyCmd(g), wasmCmd(g), jobCmd(g), reviewCmd(g), runCmd(g), resultCmd(g), auditCmd(g))
+	root.AddCommand(serveCmd(), demoCmd(), datasetCmd(g), objectionCmd(g), principalCmd(g), tokenCmd(g), applicationCmd(g), agreementCmd(g), policyCmd(g), wasmCmd(g), jobCmd(g), reviewCmd(g), privacyCmd(g), runCmd(g), resultCmd(g), auditCmd(g))
 	return root
 }
 

@@ -88,3 +88,28 @@ func heldBecause(j jobs.Job) string {
 	}
 	return s
 }
+
+func privacyCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "privacy", Short: "Differential privacy: budgets spent and remaining"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "budgets",
+		Short: "List privacy budgets (yours; everyone's for reviewers, regulators and the admin)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			list, err := g.client().Budgets(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd, list, func() {
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "OPERATOR\tDATASET\tAGREEMENT\tMECHANISM\tε TOTAL\tε PER JOB\tε SPENT\tε LEFT\tJOBS")
+				for _, b := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%g\t%g\t%g\t%g\t%d\n", b.Operator, b.Dataset, b.Agreement, b.Mechanism,
+						b.Epsilon, b.PerJob.Epsilon, b.Spent.Epsilon, b.Remaining.Epsilon, b.Jobs)
+				}
+				tw.Flush()
+			})
+		},
+	})
+	return cmd
+}
