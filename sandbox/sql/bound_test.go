@@ -22,7 +22,7 @@ func TestBoundedContributions(t *testing.T) {
 	run := func(b *Bounding) string {
 		t.Helper()
 		spec := Spec{
-			Query: `SELECT district, count(*) AS n, sum(amount) AS total FROM visits GROUP BY district ORDER BY district`,
+			Query:  `SELECT district, count(*) AS n, sum(amount) AS total FROM visits GROUP BY district ORDER BY district`,
 			Tables: []Table{{Name: "visits", Parquet: path, Columns: []Column{{"district", FormRaw}, {"amount", FormRaw}}, Bound: b}},
 			Limits: testSpec(t, path, "").Limits,
 			Out:    filepath.Join(t.TempDir(), "result.parquet"),
