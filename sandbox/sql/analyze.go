@@ -265,7 +265,7 @@ func aggregateItem(v any, aggregates map[string]bool) (ok, agg bool) {
 			}
 		}
 		ok = true
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			o, a := aggregateItem(x[k], aggregates)
 			ok, agg = ok && o, agg || a
 		}
@@ -301,38 +301,20 @@ func (p *parser) cellCount(t *cellTemplates, list []any) map[string]any {
 // inside window functions or subqueries), count(first argument) with the
 // call's filter.
 func (p *parser) aggregateCounts(t *cellTemplates, e any, counts *[]any) {
-	switch v := e.(type) {
-	case []any:
-		for _, x := range v {
-			p.aggregateCounts(t, x, counts)
+	aggregateCalls(e, p.aggregates, func(v map[string]any, name string) {
+		if name == "count_star" && v["filter"] == nil {
+			return // the cell's own count(*)
 		}
-	case map[string]any:
-		switch v["class"] {
-		case "WINDOW", "SUBQUERY":
-			return
-		case "FUNCTION":
-			name, _ := v["function_name"].(string)
-			name = strings.ToLower(name)
-			if name == "count_star" && v["filter"] == nil {
-				return // the cell's own count(*)
-			}
-			if p.aggregates[name] {
-				n := clone(p.countStar)
-				n["alias"] = ""
-				n["filter"] = clone(v["filter"])
-				// t.callArgs: x.sum() is sum(x).
-				if args := t.callArgs(v); len(args) > 0 && name != "count_star" {
-					n["function_name"] = "count"
-					n["children"] = []any{clone(args[0])}
-				}
-				*counts = append(*counts, n)
-				return
-			}
+		n := clone(p.countStar)
+		n["alias"] = ""
+		n["filter"] = clone(v["filter"])
+		// t.callArgs: x.sum() is sum(x).
+		if args := t.callArgs(v); len(args) > 0 && name != "count_star" {
+			n["function_name"] = "count"
+			n["children"] = []any{clone(args[0])}
 		}
-		for _, x := range v {
-			p.aggregateCounts(t, x, counts)
-		}
-	}
+		*counts = append(*counts, n)
+	})
 }
 
 // clone deep-copies a serialized syntax tree value, keeping numbers exact

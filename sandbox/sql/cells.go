@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -294,7 +295,7 @@ func aggregateCalls(e any, aggregates map[string]bool, visit func(call map[strin
 				return
 			}
 		}
-		for _, k := range sortedKeys(v) {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			aggregateCalls(v[k], aggregates, visit)
 		}
 	}
@@ -305,16 +306,7 @@ func aggregateCalls(e any, aggregates map[string]bool, visit func(call map[strin
 func aggregateNames(item any, aggregates map[string]bool) []string {
 	set := map[string]bool{}
 	aggregateCalls(item, aggregates, func(_ map[string]any, name string) { set[name] = true })
-	return sortedSet(set)
-}
-
-func sortedSet(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
+	return append([]string{}, slices.Sorted(maps.Keys(set))...)
 }
 
 // callArgs returns the arguments an aggregate call is bound with: x.f(a)

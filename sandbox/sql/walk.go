@@ -2,6 +2,7 @@ package sql
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -179,7 +180,7 @@ func expands(v any) bool {
 				return true
 			}
 		}
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			if expands(x[k]) {
 				return true
 			}
@@ -358,7 +359,7 @@ func (w *walker) selectNode(m map[string]any, st state) {
 	st.from = w.fromNames(m["from_table"], nil)
 	out := w.outputs[pointer(m)]
 	st.outer = out
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		switch k {
 		case "cte_map":
 		case "select_list":
@@ -601,7 +602,7 @@ func (w *walker) defineColumnRefs(v any) {
 				}
 			}
 		}
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			w.defineColumnRefs(x[k])
 		}
 	}
@@ -642,13 +643,4 @@ func (w *walker) checkReserved(name string) {
 	if strings.HasPrefix(strings.ToLower(name), reservedPrefix) {
 		w.fail(refuse(CodeReservedName, "the name %q is reserved for the sandbox", name))
 	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
