@@ -131,7 +131,7 @@ func (s *Service) assess(ctx context.Context, j *Job, report *sqlbox.Report, ent
 	if dt.Kind == disclosure.KindStatistics && len(counts) == 1 {
 		dt.Observations = counts[0]
 	}
-	as.report = disclosure.Assess(dt, disclosureParams(params, entry, as.noised))
+	as.report = disclosure.Assess(dt, disclosureParams(params, entry, dt.Columns, as.noised))
 	as.released = disclosure.Apply(dt, as.report)
 	as.changed = as.noised || len(as.report.Changes) > 0
 	if dpFinding != nil {
@@ -196,13 +196,24 @@ func share(m disclosure.Magnitude) float64 {
 }
 
 // disclosureParams are the checks' parameters: the policy's, and the
-// dataset's labels.
-func disclosureParams(p policies.Params, e datasets.Entry, noised bool) disclosure.Params {
+// dataset's labels. The policy codes fields; a column is coded when it
+// derives from exactly one coded field.
+func disclosureParams(p policies.Params, e datasets.Entry, cols []disclosure.OutputColumn, noised bool) disclosure.Params {
 	dp := disclosure.Params{
 		MinCellCount: p.MinCellCount, DominanceP: p.Dominance.P, DominanceN: p.Dominance.N, DominanceK: p.Dominance.K,
 		MinDegreesOfFreedom: p.MinDegreesOfFreedom, RowLevel: p.RowLevel, CheckAttributes: p.CheckAttributes,
 		Suppress: p.Suppress, RoundBase: p.RoundBase, Noised: noised,
 	}
+	byColumn := func(byField map[string]float64) map[string]float64 {
+		out := map[string]float64{}
+		for _, c := range cols {
+			if v, ok := byField[singleField(c.Fields)]; ok && c.Numeric {
+				out[c.Name] = v
+			}
+		}
+		return out
+	}
+	dp.TopCode, dp.BottomCode = byColumn(p.TopCode), byColumn(p.BottomCode)
 	for _, f := range e.Fields {
 		switch {
 		case f.Identifier == datasets.IdentifierDirect:
@@ -216,6 +227,14 @@ func disclosureParams(p policies.Params, e datasets.Entry, noised bool) disclosu
 		}
 	}
 	return dp
+}
+
+// singleField is the one field of fields, or "".
+func singleField(fields []string) string {
+	if len(fields) == 1 {
+		return fields[0]
+	}
+	return ""
 }
 
 // wasmValues holds the values a Wasm guest computed for review: the host

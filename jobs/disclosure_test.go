@@ -208,3 +208,41 @@ func TestRowLevelExtracts(t *testing.T) {
 		t.Fatalf("row-level of a non-personal field under an agreement that allows it: %s %+v", j.State, j.Checks)
 	}
 }
+
+// Top and bottom coding from the agreement clamp a row-level field.
+func TestTopAndBottomCoding(t *testing.T) {
+	p := newPlatform(t)
+	p.start(t)
+	p.agree(t, "beta", operators.Approval{Fields: map[string]map[string]string{"people": {"district": "raw", "income": "raw"}},
+		Outputs: operators.OutputRules{RowLevel: true, TopCode: map[string]float64{"income": 2500}, BottomCode: map[string]float64{"income": 1200}}})
+	j := p.run(t, "beta", `SELECT income FROM people ORDER BY income`)
+	if j.State != StateReleased {
+		t.Fatalf("state %s %+v", j.State, j.Checks)
+	}
+	recs := p.released(t, j)
+	// Incomes are 1000 + 10i for i < 200: 20 below 1200, 49 above 2500.
+	var low, high int
+	for _, r := range recs[1:] {
+		switch r[0] {
+		case "1200":
+			low++
+		case "2500":
+			high++
+		}
+		if v, _ := strconv.Atoi(r[0]); v < 1200 || v > 2500 {
+			t.Fatalf("released %s outside [1200, 2500]", r[0])
+		}
+	}
+	if low != 21 || high != 50 {
+		t.Fatalf("%d values at the bottom code, %d at the top, want 21 and 50", low, high)
+	}
+	coded := 0
+	for _, c := range j.Remedies {
+		if c.Action == disclosure.ActionTopCoded || c.Action == disclosure.ActionBottomCoded {
+			coded++
+		}
+	}
+	if coded != 69 {
+		t.Fatalf("%d coded values in the report, want 69", coded)
+	}
+}

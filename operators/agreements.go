@@ -52,6 +52,10 @@ type OutputRules struct {
 	RowLevel bool `json:"row_level,omitempty"`
 	// RoundBase, above 1, rounds released counts to a multiple of it.
 	RoundBase int64 `json:"round_base,omitempty"`
+	// TopCode and BottomCode clamp a field's released values (row-level
+	// extracts and statistics) from above and below.
+	TopCode    map[string]float64 `json:"top_code,omitempty"`
+	BottomCode map[string]float64 `json:"bottom_code,omitempty"`
 	// Privacy, if set, releases counts and sums with differential privacy
 	// under a per-operator-per-dataset budget.
 	Privacy *privacy.Config `json:"privacy,omitempty"`

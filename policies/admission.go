@@ -74,7 +74,11 @@ type OutputRules struct {
 	MinCellCount   int64   `json:"min_cell_count"`
 	RowLevel       bool    `json:"row_level"`
 	RoundBase      int64   `json:"round_base"`
-	Privacy        Privacy `json:"privacy"`
+	// TopCode and BottomCode clamp a field's released values from above
+	// and below (field → value; null when none).
+	TopCode    map[string]float64 `json:"top_code"`
+	BottomCode map[string]float64 `json:"bottom_code"`
+	Privacy    Privacy            `json:"privacy"`
 }
 
 // Privacy is an agreement's differential-privacy terms and what the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"strings"
+	"reflect"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -179,10 +180,11 @@ func TestAdmissionChoosesAndLimitsByAgreement(t *testing.T) {
 func TestReleaseParams(t *testing.T) {
 	e := engine(t)
 	a := agreement7()
-	a.Outputs = OutputRules{MinCellCount: 25, RoundBase: 5}
+	a.Outputs = OutputRules{MinCellCount: 25, RoundBase: 5, TopCode: map[string]float64{"income": 90000}}
 	p, err := e.ReleaseParams(context.Background(), ReleaseInput{Agreement: a})
-	want := Params{MinCellCount: 25, Dominance: Dominance{P: 10, N: 2, K: 85}, MinDegreesOfFreedom: 10, CheckAttributes: true, Suppress: true, RoundBase: 5}
-	if err != nil || p != want {
+	want := Params{MinCellCount: 25, Dominance: Dominance{P: 10, N: 2, K: 85}, MinDegreesOfFreedom: 10, CheckAttributes: true, Suppress: true, RoundBase: 5,
+		TopCode: map[string]float64{"income": 90000}, BottomCode: map[string]float64{}}
+	if err != nil || !reflect.DeepEqual(p, want) {
 		t.Fatalf("params %+v %v, want %+v", p, err, want)
 	}
 }

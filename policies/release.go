@@ -89,6 +89,10 @@ type Params struct {
 	CheckAttributes     bool      `json:"check_attributes"`
 	Suppress            bool      `json:"suppress"`
 	RoundBase           int64     `json:"round_base"`
+	// TopCode and BottomCode clamp the values of output columns that derive
+	// from one field, by field.
+	TopCode    map[string]float64 `json:"top_code"`
+	BottomCode map[string]float64 `json:"bottom_code"`
 }
 
 // Dominance parameterises the p% and n-k dominance rules.

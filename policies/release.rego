@@ -69,7 +69,15 @@ params := {
 	"check_attributes": true,
 	"suppress": true,
 	"round_base": object.get(input.agreement.outputs, "round_base", 0),
+	"top_code": coding("top_code"),
+	"bottom_code": coding("bottom_code"),
 }
+
+# coding is the agreement's top or bottom coding, {} when it has none.
+coding(k) := c if {
+	c := input.agreement.outputs[k]
+	is_object(c)
+} else := {}
 
 default outcome := "review"
 

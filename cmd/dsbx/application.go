@@ -440,7 +440,7 @@ func parseGrantedFields(values []string) (map[string]map[string]string, error) {
 }
 
 func applicationApproveCmd(g *globals) *cobra.Command {
-	var fields, bounds []string
+	var fields, bounds, topCodes, bottomCodes []string
 	var ap operators.Approval
 	var dp privacy.Config
 	cmd := &cobra.Command{
@@ -462,6 +462,12 @@ it. Output rules and quotas bound what the agreement allows.`,
 				return err
 			}
 			if ap.Fields, err = parseGrantedFields(fields); err != nil {
+				return err
+			}
+			if ap.Outputs.TopCode, err = parseCodes("top-code", topCodes); err != nil {
+				return err
+			}
+			if ap.Outputs.BottomCode, err = parseCodes("bottom-code", bottomCodes); err != nil {
 				return err
 			}
 			if dp.Mechanism != "" {
@@ -498,6 +504,8 @@ it. Output rules and quotas bound what the agreement allows.`,
 	f.Int64Var(&ap.Outputs.MinCellCount, "min-cell-count", 0, "raise the minimum count per released cell (0: the platform's)")
 	f.BoolVar(&ap.Outputs.RowLevel, "row-level", false, "allow row-level extracts (of non-personal fields only)")
 	f.Int64Var(&ap.Outputs.RoundBase, "round-base", 0, "round released counts to a multiple of this (0: no rounding)")
+	f.StringArrayVar(&topCodes, "top-code", nil, "clamp a field's released values from above: FIELD=VALUE (repeatable)")
+	f.StringArrayVar(&bottomCodes, "bottom-code", nil, "clamp a field's released values from below: FIELD=VALUE (repeatable)")
 	f.StringVar(&dp.Mechanism, "dp-mechanism", "", "release counts and sums with differential privacy: laplace or gaussian")
 	f.Float64Var(&dp.Epsilon, "dp-epsilon", 0, "the operator's total ε budget on each dataset")
 	f.Float64Var(&dp.EpsilonPerJob, "dp-epsilon-per-job", 0, "the ε each job spends")
@@ -510,6 +518,23 @@ it. Output rules and quotas bound what the agreement allows.`,
 	f.Int64Var(&ap.Quotas.JobsPerDay, "jobs-per-day", 0, "jobs allowed a day (0: unlimited)")
 	f.StringVar(&ap.Note, "note", "", "a note recorded with the approval")
 	return cmd
+}
+
+// parseCodes reads --top-code or --bottom-code FIELD=VALUE flags; nil for none.
+func parseCodes(flag string, flags []string) (map[string]float64, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	out := map[string]float64{}
+	for _, f := range flags {
+		field, val, ok := strings.Cut(f, "=")
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if !ok || strings.TrimSpace(field) == "" || err != nil {
+			return nil, fmt.Errorf("--%s %q is not FIELD=VALUE, e.g. income=200000", flag, f)
+		}
+		out[strings.TrimSpace(field)] = v
+	}
+	return out, nil
 }
 
 // parseBounds reads --dp-bound FIELD=LO:HI flags.

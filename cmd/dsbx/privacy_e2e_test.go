@@ -6,6 +6,19 @@ import (
 	"time"
 )
 
+func TestParseCodes(t *testing.T) {
+	got, err := parseCodes("top-code", []string{"income=200000"})
+	if err != nil || got["income"] != 200000 {
+		t.Fatalf("%v %v", got, err)
+	}
+	if got, err := parseCodes("top-code", nil); got != nil || err != nil {
+		t.Fatalf("no flags: %v %v", got, err)
+	}
+	if _, err := parseCodes("bottom-code", []string{"income"}); err == nil || !strings.Contains(err.Error(), "--bottom-code") {
+		t.Fatalf("bad flag: %v", err)
+	}
+}
+
 func TestParseBounds(t *testing.T) {
 	got, err := parseBounds([]string{"income=0:50000", " age = -1 : 120 "})
 	if err != nil || got["income"] != [2]float64{0, 50000} || got["age"] != [2]float64{-1, 120} {
