@@ -248,7 +248,7 @@ func TestApproveDefaults(t *testing.T) {
 	if !ag.From.Equal(e.now) || !ag.Until.Equal(cst(2028, 1, 1, 0, 0)) {
 		t.Errorf("term %s, want from the approval to the end of 2027", ag.Term)
 	}
-	if ag.Outputs != (OutputRules{}) || ag.Quotas != (Quotas{}) {
+	if !reflect.DeepEqual(ag.Outputs, OutputRules{}) || ag.Quotas != (Quotas{}) {
 		t.Errorf("outputs %+v quotas %+v, want zero", ag.Outputs, ag.Quotas)
 	}
 
