@@ -193,6 +193,12 @@ func (c *Client) ReviewQueue(ctx context.Context) ([]jobs.Job, error) {
 	return list, err
 }
 
+// Inspect writes the file held job id would release to w in format, for
+// an output checker.
+func (c *Client) Inspect(ctx context.Context, id int64, format string, w io.Writer) error {
+	return c.stream(ctx, fmt.Sprintf("/v1/jobs/%d/candidate?format=%s", id, url.QueryEscape(format)), w)
+}
+
 // Budgets lists the differential-privacy budgets the caller may see.
 func (c *Client) Budgets(ctx context.Context) ([]jobs.Budget, error) {
 	var list []jobs.Budget

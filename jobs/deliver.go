@@ -64,10 +64,8 @@ var ErrIntegrity = errors.New("result does not match its release record")
 // the release event naming this result's hash, that the file still has that
 // hash, and records the download.
 func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, format string, w io.Writer) error {
-	switch format {
-	case FormatCSV, FormatParquet, FormatArrow:
-	default:
-		return &InputError{Code: "bad_format", Msg: fmt.Sprintf("format %q is not one of csv, parquet, arrow", format)}
+	if err := checkFormat(format); err != nil {
+		return err
 	}
 	j, err := s.load(ctx, id)
 	if err != nil {
@@ -98,33 +96,8 @@ func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, 
 	if why := lapsed(a, s.now()); why != "" {
 		return &WithdrawnError{ID: id, Why: why}
 	}
-	path, err := s.deliveredPath(j)
-	if err != nil {
-		return fmt.Errorf("job %d: %v: %w", id, err, ErrIntegrity)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("job %d: open result: %w", id, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("job %d: hash result: %w", id, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != j.Result.Released.SHA256 {
-		return fmt.Errorf("job %d: file hash %s, released %s: %w", id, got, j.Result.Released.SHA256, ErrIntegrity)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	if err := s.serve(ctx, p, j, "result.downloaded", format, w); err != nil {
 		return err
-	}
-	if _, err := s.log.Append(ctx, audit.Event{
-		Kind: "result.downloaded", Principal: p.Name, Subject: j.subject(),
-		Data: map[string]any{"sha256": j.Result.Released.SHA256, "file": j.Result.Released.Name, "format": format},
-	}); err != nil {
-		return fmt.Errorf("job %d: record download: %w", id, err)
-	}
-	if err := convert(f, format, w); err != nil {
-		return fmt.Errorf("job %d: deliver %s: %w", id, format, err)
 	}
 	// Count in SQL: concurrent deliveries must not overwrite each other.
 	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET record = json_set(record, '$.downloads', coalesce(json_extract(record, '$.downloads'), 0) + 1), updated_at = ? WHERE id = ?`,
@@ -132,6 +105,71 @@ func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, 
 		return fmt.Errorf("job %d: count delivery: %w", id, err)
 	}
 	return nil
+}
+
+// Inspect writes the file held job id would release, after remedies, to w
+// in format, for an output checker deciding on it. The inspection is
+// recorded like a download; the submitter receives nothing until release.
+func (s *Service) Inspect(ctx context.Context, p operators.Principal, id int64, format string, w io.Writer) error {
+	if !p.Has(operators.RoleReviewer) {
+		return &operators.ForbiddenError{Msg: "only output checkers (role reviewer) inspect held results"}
+	}
+	if err := checkFormat(format); err != nil {
+		return err
+	}
+	j, err := s.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if j.State != StateHeld || j.Result == nil || j.Result.Released == nil {
+		return &operators.ConflictError{Msg: fmt.Sprintf("job %d is %s; only held results with a file to release are inspected", id, j.State)}
+	}
+	if j.Operator == p.Name {
+		return &operators.ForbiddenError{Msg: fmt.Sprintf("job %d is %s's own; another output checker inspects it", id, p.Name)}
+	}
+	return s.serve(ctx, p, j, "review.inspected", format, w)
+}
+
+// serve writes j's file to release to w in format, after checking it still
+// has its recorded hash and recording event kind for p.
+func (s *Service) serve(ctx context.Context, p operators.Principal, j Job, kind, format string, w io.Writer) error {
+	path, err := s.deliveredPath(j)
+	if err != nil {
+		return fmt.Errorf("job %d: %v: %w", j.ID, err, ErrIntegrity)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("job %d: open result: %w", j.ID, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("job %d: hash result: %w", j.ID, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != j.Result.Released.SHA256 {
+		return fmt.Errorf("job %d: file hash %s, recorded %s: %w", j.ID, got, j.Result.Released.SHA256, ErrIntegrity)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := s.log.Append(ctx, audit.Event{
+		Kind: kind, Principal: p.Name, Subject: j.subject(),
+		Data: map[string]any{"sha256": j.Result.Released.SHA256, "file": j.Result.Released.Name, "format": format},
+	}); err != nil {
+		return fmt.Errorf("job %d: record %s: %w", j.ID, kind, err)
+	}
+	if err := convert(f, format, w); err != nil {
+		return fmt.Errorf("job %d: write %s: %w", j.ID, format, err)
+	}
+	return nil
+}
+
+func checkFormat(format string) error {
+	switch format {
+	case FormatCSV, FormatParquet, FormatArrow:
+		return nil
+	}
+	return &InputError{Code: "bad_format", Msg: fmt.Sprintf("format %q is not one of csv, parquet, arrow", format)}
 }
 
 // checkRelease confirms that the audit entry j points to releases exactly

@@ -138,6 +138,22 @@ func TestReviewRejects(t *testing.T) {
 	p.addReviewers(t, "check", "check2")
 	ctx := context.Background()
 	j := p.held(t)
+	// The checker sees what would be released, after suppression; the
+	// submitter does not, and the look is recorded.
+	var seen bytes.Buffer
+	if err := p.svc.Inspect(ctx, p.principal(t, "check"), j.ID, FormatCSV, &seen); err != nil || !strings.HasPrefix(seen.String(), "district,first,n\n") {
+		t.Fatalf("inspect: %v %q", err, seen.String())
+	}
+	if !strings.Contains(seen.String(), "east,true,\n") {
+		t.Errorf("the one-person cell is not blank in what would be released:\n%s", seen.String())
+	}
+	var forbidden *operators.ForbiddenError
+	if err := p.svc.Inspect(ctx, p.principal(t, "acme"), j.ID, FormatCSV, &bytes.Buffer{}); !errors.As(err, &forbidden) {
+		t.Fatalf("the submitter inspected its held result: %v", err)
+	}
+	if n := countKind(p.jobEntries(t, j.ID), "review.inspected"); n != 1 {
+		t.Fatalf("%d review.inspected entries, want 1", n)
+	}
 	j, err := p.svc.Review(ctx, p.principal(t, "check"), j.ID, ReviewRequest{Approve: false, Reason: "the cell of one reveals that person's income band"})
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +166,9 @@ func TestReviewRejects(t *testing.T) {
 		t.Fatalf("deliver a rejected result: %v", err)
 	}
 	var conflict *operators.ConflictError
+	if err := p.svc.Inspect(ctx, p.principal(t, "check2"), j.ID, FormatCSV, &bytes.Buffer{}); !errors.As(err, &conflict) {
+		t.Fatalf("inspect a rejected result: %v", err)
+	}
 	if _, err := p.svc.Review(ctx, p.principal(t, "check2"), j.ID, ReviewRequest{Approve: true, Reason: "overrule"}); !errors.As(err, &conflict) {
 		t.Fatalf("a rejected result approved: %v", err)
 	}

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -75,6 +77,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{id}/result", s.auth(requesters, s.fetchResult))
 	mux.HandleFunc("POST /v1/jobs/{id}/justification", s.auth(requesters, s.justify))
 	mux.HandleFunc("POST /v1/jobs/{id}/review", s.auth(reviewers, s.review))
+	mux.HandleFunc("GET /v1/jobs/{id}/candidate", s.auth(reviewers, s.inspectResult))
 	mux.HandleFunc("GET /v1/reviews", s.auth(reviewers, s.reviewQueue))
 	mux.HandleFunc("GET /v1/privacy/budgets", s.auth(anyone, s.budgets))
 
@@ -210,6 +213,16 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request, p operators.Pri
 }
 
 func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	s.streamResult(w, r, p, s.jobs.Deliver)
+}
+
+func (s *Server) inspectResult(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	s.streamResult(w, r, p, s.jobs.Inspect)
+}
+
+// streamResult answers with a job's result file as send writes it.
+func (s *Server) streamResult(w http.ResponseWriter, r *http.Request, p operators.Principal,
+	send func(ctx context.Context, p operators.Principal, id int64, format string, w io.Writer) error) {
 	id, ok := pathID(w, r, "job")
 	if !ok {
 		return
@@ -221,7 +234,7 @@ func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators
 	// Buffer nothing: headers go out with the first byte, after every
 	// check and the download record.
 	hw := &attachment{w: w, name: fmt.Sprintf("job-%d.%s", id, format), contentType: contentTypes[format]}
-	if err := s.jobs.Deliver(r.Context(), p, id, format, hw); err != nil {
+	if err := send(r.Context(), p, id, format, hw); err != nil {
 		if hw.wrote {
 			// The stream broke mid-way: reset the connection so the client
 			// sees an error, never a short file that looks complete.

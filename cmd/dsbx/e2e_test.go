@@ -515,6 +515,10 @@ func TestEndToEndThroughCLI(t *testing.T) {
 		t.Fatalf("review list: %s", out)
 	}
 	e.fails(t, "an operator reviewing", []string{"HTTP 403"}, append(operator, "review", "approve", heldID, "--reason", "mine")...)
+	e.fails(t, "an operator inspecting", []string{"HTTP 403"}, append(operator, "review", "show", heldID)...)
+	if out := e.must(t, append(reviewers[0], "review", "show", heldID)...); !strings.HasPrefix(out, "district,n,top_income\n") {
+		t.Fatalf("review show: %q", out)
+	}
 	e.fails(t, "an approval without a reason", []string{"reason"}, append(reviewers[0], "review", "approve", heldID)...)
 	if out := e.must(t, append(reviewers[0], "review", "approve", heldID, "--reason", "published figures")...); !strings.Contains(out, ": HELD") || !strings.Contains(out, "check-a approved") {
 		t.Fatalf("first approval: %s", out)

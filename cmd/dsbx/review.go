@@ -70,7 +70,21 @@ func reviewCmd(g *globals) *cobra.Command {
 		c.MarkFlagRequired("reason")
 		return c
 	}
-	cmd.AddCommand(list, decide(true), decide(false))
+	var format string
+	show := &cobra.Command{
+		Use:   "show JOB",
+		Short: "Print the file a held result would release (after suppression and rounding), to decide on it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("job id %q is not a number", args[0])
+			}
+			return g.client().Inspect(cmd.Context(), id, format, cmd.OutOrStdout())
+		},
+	}
+	show.Flags().StringVar(&format, "format", "csv", "csv, parquet or arrow")
+	cmd.AddCommand(list, show, decide(true), decide(false))
 	return cmd
 }
 
