@@ -70,10 +70,10 @@ type Agreement struct {
 
 // OutputRules are an agreement's limits on what may leave.
 type OutputRules struct {
-	AggregatesOnly bool    `json:"aggregates_only"`
-	MinCellCount   int64   `json:"min_cell_count"`
-	RowLevel       bool    `json:"row_level"`
-	RoundBase      int64   `json:"round_base"`
+	AggregatesOnly bool  `json:"aggregates_only"`
+	MinCellCount   int64 `json:"min_cell_count"`
+	RowLevel       bool  `json:"row_level"`
+	RoundBase      int64 `json:"round_base"`
 	// TopCode and BottomCode clamp a field's released values from above
 	// and below (field → value; null when none).
 	TopCode    map[string]float64 `json:"top_code"`

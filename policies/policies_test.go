@@ -3,8 +3,8 @@ package policies
 import (
 	"context"
 	"io/fs"
-	"strings"
 	"reflect"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"

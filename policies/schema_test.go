@@ -92,8 +92,8 @@ func populatedAdmission() AdmissionInput {
 	a.Version = strings.Repeat("ab", 32)
 	a.Outputs = OutputRules{AggregatesOnly: true, MinCellCount: 20, RowLevel: true, RoundBase: 5,
 		TopCode: map[string]float64{"income": 200000}, BottomCode: map[string]float64{"income": 0}, Privacy: Privacy{
-		Mechanism: "gaussian", Epsilon: 1, Delta: 1e-6, EpsilonPerJob: 0.1, DeltaPerJob: 1e-7, SpentEpsilon: 0.3, SpentDelta: 3e-7, Bounded: []string{"income"},
-	}}
+			Mechanism: "gaussian", Epsilon: 1, Delta: 1e-6, EpsilonPerJob: 0.1, DeltaPerJob: 1e-7, SpentEpsilon: 0.3, SpentDelta: 3e-7, Bounded: []string{"income"},
+		}}
 	a.Quotas = Quotas{MaxJobs: 100, JobsPerDay: 10}
 	a.Usage = Usage{Jobs: 12, JobsToday: 2}
 	return AdmissionInput{
