@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
 )
@@ -210,6 +211,15 @@ func (c *Client) Budgets(ctx context.Context) ([]jobs.Budget, error) {
 // parquet or arrow).
 func (c *Client) FetchResult(ctx context.Context, id int64, format string, w io.Writer) error {
 	return c.stream(ctx, fmt.Sprintf("/v1/jobs/%d/result?format=%s", id, url.QueryEscape(format)), w)
+}
+
+// AuditEvents returns the audit entries a regulator's filter selects
+// (query parameters of GET /v1/audit/events: operator, dataset, kind,
+// decision, job, from, to, after, limit), oldest first.
+func (c *Client) AuditEvents(ctx context.Context, filter url.Values) ([]audit.Entry, error) {
+	var out []audit.Entry
+	_, err := c.call(ctx, http.MethodGet, "/v1/audit/events?"+filter.Encode(), nil, &out)
+	return out, err
 }
 
 // AuditKey returns the audit log's verifier key.

@@ -18,6 +18,7 @@ import (
 	"database/sql"
 
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/audit/index"
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
@@ -84,6 +85,7 @@ type Server struct {
 	cfg       Config
 	db        *sql.DB
 	log       *audit.Log
+	index     *index.Index // the log's index, for regulators' queries
 	catalog   *datasets.Catalog
 	directory *operators.Directory
 	jobs      *jobs.Service
@@ -130,7 +132,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, db: db, log: log, policy: policies.NewLive(policy),
+		cfg: cfg, db: db, log: log, index: index.New(db, log), policy: policies.NewLive(policy),
 		catalog:   datasets.NewCatalog(db, filepath.Join(cfg.Data, "datasets"), log),
 		directory: operators.NewDirectory(db, log),
 	}

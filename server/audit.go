@@ -1,0 +1,83 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/datasandbox/dsbx/audit/index"
+	"github.com/datasandbox/dsbx/operators"
+)
+
+// auditEvents answers GET /v1/audit/events: the entries a regulator's
+// filter selects, as JSON, oldest first, at most index.MaxLimit at a time
+// (X-Audit-Next names the cursor for the next page).
+func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	f, err := auditFilter(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	es, err := s.index.Query(r.Context(), f)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if n := len(es); n > 0 && (f.Limit == 0 || n == f.Limit || n == index.MaxLimit) {
+		w.Header().Set("X-Audit-Next", strconv.FormatInt(es[n-1].Seq, 10))
+	}
+	writeJSON(w, http.StatusOK, nonNil(es))
+}
+
+// auditFilter reads a filter from the query string.
+func auditFilter(r *http.Request) (index.Filter, error) {
+	q := r.URL.Query()
+	f := index.Filter{Operator: q.Get("operator"), Dataset: q.Get("dataset"), Kind: q.Get("kind"), Decision: q.Get("decision")}
+	switch f.Decision {
+	case "", index.Denied, index.Held, index.Released, index.Rejected, index.Failed, index.Stopped, index.Refused:
+	default:
+		return f, fmt.Errorf("decision %q is not one of denied, held, released, rejected, failed, stopped, refused", f.Decision)
+	}
+	for _, n := range []struct {
+		name string
+		to   *int64
+	}{{"job", &f.Job}, {"after", &f.After}} {
+		if v := q.Get(n.name); v != "" {
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || x < 0 {
+				return f, fmt.Errorf("%s %q is not a number", n.name, v)
+			}
+			*n.to = x
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		x, err := strconv.Atoi(v)
+		if err != nil || x <= 0 || x > index.MaxLimit {
+			return f, fmt.Errorf("limit %q is not a number from 1 to %d", v, index.MaxLimit)
+		}
+		f.Limit = x
+	}
+	for _, t := range []struct {
+		name string
+		to   *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := q.Get(t.name); v != "" {
+			x, err := parseInstant(v)
+			if err != nil {
+				return f, fmt.Errorf("%s %q is not a date (2006-01-02) or RFC 3339 time", t.name, v)
+			}
+			*t.to = x
+		}
+	}
+	return f, nil
+}
+
+// parseInstant reads an RFC 3339 time or a date (midnight, China Standard
+// Time, the platform's zone).
+func parseInstant(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	return time.ParseInLocation("2006-01-02", v, operators.Zone)
+}

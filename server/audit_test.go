@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"testing"
+)
+
+// A regulator follows one job from submission to download, and filters the
+// record by operator, dataset and decision.
+func TestAuditEvents(t *testing.T) {
+	p := start(t)
+	ctx := context.Background()
+	ok := p.run(t, "SELECT district, count(*) AS n FROM people WHERE district <> '临安区' GROUP BY district")
+	if err := p.operator.FetchResult(ctx, ok.ID, "csv", &discard{}); err != nil {
+		t.Fatal(err)
+	}
+	denied := p.run(t, "SELECT district, count(DISTINCT id_number) FROM people GROUP BY district")
+
+	timeline, err := p.admin.AuditEvents(ctx, url.Values{"job": {itoa(ok.ID)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range timeline {
+		kinds = append(kinds, e.Kind)
+	}
+	want := []string{"job.submitted", "job.decided", "job.started", "job.ran", "job.checked", "result.released", "result.downloaded"}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("job %d's timeline %v, want %v", ok.ID, kinds, want)
+	}
+	got, err := p.admin.AuditEvents(ctx, url.Values{"decision": {"denied"}, "dataset": {"people"}, "operator": {"acme"}})
+	if err != nil || len(got) != 1 || got[0].Subject != "job/"+itoa(denied.ID) {
+		t.Fatalf("denied decisions: %+v %v", got, err)
+	}
+	for _, bad := range []url.Values{{"decision": {"maybe"}}, {"from": {"yesterday"}}, {"job": {"x"}}, {"limit": {"5000"}}} {
+		_, err := p.admin.AuditEvents(ctx, bad)
+		expect(t, "filter "+bad.Encode(), err, http.StatusBadRequest, "")
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
