@@ -222,6 +222,14 @@ func (c *Client) AuditEvents(ctx context.Context, filter url.Values) ([]audit.En
 	return out, err
 }
 
+// Replay re-runs job id from its record and reports whether its hashes
+// match (admin, regulator).
+func (c *Client) Replay(ctx context.Context, id int64) (jobs.Replay, error) {
+	var out jobs.Replay
+	_, err := c.call(ctx, http.MethodPost, fmt.Sprintf("/v1/audit/replay/%d", id), nil, &out)
+	return out, err
+}
+
 // AuditKey returns the audit log's verifier key.
 func (c *Client) AuditKey(ctx context.Context) (string, error) {
 	var out struct{ Key string }

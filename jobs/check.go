@@ -80,13 +80,47 @@ type assessment struct {
 // its agreement asks for it, and runs the disclosure checks and remedies
 // under params.
 func (s *Service) assess(ctx context.Context, j *Job, report *sqlbox.Report, entry datasets.Entry, a operators.Agreement, params policies.Params) (*assessment, error) {
-	tbl, err := release.Read(ctx, s.resultPath(j.ID), max(j.Decision.Limits.MaxRows, 1))
+	tbl, dt, noised, err := s.resultTable(ctx, j, s.resultPath(j.ID), report, a)
 	if err != nil {
-		return nil, fmt.Errorf("job %d: %w", j.ID, err)
+		return nil, err
 	}
 	as := &assessment{table: tbl}
+	var dpFinding *disclosure.Finding
+	if c := a.Outputs.Privacy; c != nil {
+		dpFinding = &disclosure.Finding{Check: "differential_privacy", Verdict: disclosure.Pass,
+			Detail: fmt.Sprintf("%d count and sum columns carry %s noise for ε=%g (δ=%g) of the budget; each %s contributes at most %d rows, summed fields clamped to their bounds; the same job always gets the same noise",
+				noised, c.Mechanism, c.EpsilonPerJob, c.DeltaPerJob, c.PersonKey, c.MaxContributions)}
+		as.noised = true
+	}
+	as.report = disclosure.Assess(dt, disclosureParams(params, entry, dt.Columns, as.noised))
+	as.released = disclosure.Apply(dt, as.report)
+	as.changed = as.noised || len(as.report.Changes) > 0
+	if dpFinding != nil {
+		as.report.Findings = append(as.report.Findings, *dpFinding)
+	}
+	if j.Kind == KindWasm && j.Analysis.Aggregate {
+		as.report.Findings = append(as.report.Findings, wasmValues(dt))
+	}
+	if err := s.differencing(ctx, j, report, as, params.MinCellCount); err != nil {
+		tbl.Release()
+		return nil, err
+	}
+	for _, f := range as.report.Findings {
+		as.report.Verdict = worse(as.report.Verdict, f.Verdict)
+	}
+	return as, nil
+}
+
+// resultTable reads the result file of j at path into the checks' table,
+// with the counts and contributions report gives, and adds
+// differential-privacy noise if agreement a asks for it (noised is how many
+// columns were noised).
+func (s *Service) resultTable(ctx context.Context, j *Job, path string, report *sqlbox.Report, a operators.Agreement) (tbl *release.Table, dt disclosure.Table, noised int, err error) {
+	tbl, err = release.Read(ctx, path, max(j.Decision.Limits.MaxRows, 1))
+	if err != nil {
+		return nil, dt, 0, fmt.Errorf("job %d: %w", j.ID, err)
+	}
 	outputs := s.outputsOf(j)
-	dt := disclosure.Table{}
 	for i, f := range tbl.Fields {
 		o := Output{Name: f.Name, Fields: j.Analysis.Fields, Aggregated: j.Analysis.Aggregate}
 		if i < len(outputs) && outputs[i].Name == f.Name {
@@ -96,17 +130,11 @@ func (s *Service) assess(ctx context.Context, j *Job, report *sqlbox.Report, ent
 	}
 	dt.Kind = disclosure.Classify(dt.Columns)
 	counts := report.CellCounts
-	var dpFinding *disclosure.Finding
 	if c := a.Outputs.Privacy; c != nil {
-		var noised int
 		if counts, noised, err = s.noise(j, c, dt.Columns, tbl, counts); err != nil {
 			tbl.Release()
-			return nil, err
+			return nil, dt, 0, err
 		}
-		as.noised = true
-		dpFinding = &disclosure.Finding{Check: "differential_privacy", Verdict: disclosure.Pass,
-			Detail: fmt.Sprintf("%d count and sum columns carry %s noise for ε=%g (δ=%g) of the budget; each %s contributes at most %d rows, summed fields clamped to their bounds; the same job always gets the same noise",
-				noised, c.Mechanism, c.EpsilonPerJob, c.DeltaPerJob, c.PersonKey, c.MaxContributions)}
 	}
 	for r, values := range tbl.Rows {
 		row := disclosure.Row{Values: values, Count: -1}
@@ -131,23 +159,7 @@ func (s *Service) assess(ctx context.Context, j *Job, report *sqlbox.Report, ent
 	if dt.Kind == disclosure.KindStatistics && len(counts) == 1 {
 		dt.Observations = counts[0]
 	}
-	as.report = disclosure.Assess(dt, disclosureParams(params, entry, dt.Columns, as.noised))
-	as.released = disclosure.Apply(dt, as.report)
-	as.changed = as.noised || len(as.report.Changes) > 0
-	if dpFinding != nil {
-		as.report.Findings = append(as.report.Findings, *dpFinding)
-	}
-	if j.Kind == KindWasm && j.Analysis.Aggregate {
-		as.report.Findings = append(as.report.Findings, wasmValues(dt))
-	}
-	if err := s.differencing(ctx, j, report, as, params.MinCellCount); err != nil {
-		tbl.Release()
-		return nil, err
-	}
-	for _, f := range as.report.Findings {
-		as.report.Verdict = worse(as.report.Verdict, f.Verdict)
-	}
-	return as, nil
+	return tbl, dt, noised, nil
 }
 
 // numText renders a numeric key, which Value keeps in Num.

@@ -212,15 +212,22 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 	if err := os.RemoveAll(jobDir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(jobDir, "tmp"), 0o700); err != nil {
+	return s.sandbox(ctx, j, entry, version, jobDir, s.resultPath(j.ID), 0)
+}
+
+// sandbox runs j's code over version of entry in a worker process of its
+// own, with dir as its working directory and out as its result; seed seeds
+// a Wasm guest (0 draws one).
+func (s *Service) sandbox(ctx context.Context, j *Job, entry datasets.Entry, version datasets.Version, dir, out string, seed int64) (*sqlbox.Report, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(filepath.Join(jobDir, "tmp"))
+	defer os.RemoveAll(filepath.Join(dir, "tmp"))
 
 	d := j.Decision
-	limits := limitsOf(j, filepath.Join(jobDir, "tmp"))
+	limits := limitsOf(j, filepath.Join(dir, "tmp"))
 	if j.Kind == KindWasm {
-		return s.runWasm(ctx, j, entry, version, jobDir, limits)
+		return s.runWasm(ctx, j, entry, version, dir, out, seed, limits)
 	}
 	table := sqlbox.Table{Name: entry.Name, Parquet: s.catalog.SnapshotPath(entry.Name, version), HashKey: s.hashKey(j.Agreement)}
 	for _, f := range entry.FieldNames() { // catalog order, so the view is stable
@@ -244,7 +251,7 @@ func (s *Service) run(ctx context.Context, j *Job, entry datasets.Entry, version
 	case j.Analysis.Aggregate:
 		query = j.Analysis.CellSQL
 	}
-	return sqlbox.RunIsolated(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: s.resultPath(j.ID)})
+	return sqlbox.RunIsolated(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: out})
 }
 
 // limitsOf bounds the sandbox work done for j, with temp as its temp

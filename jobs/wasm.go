@@ -57,7 +57,7 @@ func (s *Service) keepModule(sha string, module []byte) error {
 // runWasm executes Wasm job j in a worker process over the declared fields
 // in the forms its decision allowed, writing the result into quarantine and
 // the guest's log beside it.
-func (s *Service) runWasm(ctx context.Context, j *Job, entry datasets.Entry, version datasets.Version, jobDir string, limits sqlbox.Limits) (*sqlbox.Report, error) {
+func (s *Service) runWasm(ctx context.Context, j *Job, entry datasets.Entry, version datasets.Version, jobDir, out string, seed int64, limits sqlbox.Limits) (*sqlbox.Report, error) {
 	module, err := os.ReadFile(s.modulePath(j.CodeSHA256))
 	if err != nil {
 		return nil, fmt.Errorf("job %d: module: %w", j.ID, err)
@@ -72,7 +72,7 @@ func (s *Service) runWasm(ctx context.Context, j *Job, entry datasets.Entry, ver
 	}
 	pages := uint32(min(mem/65536, wasm.MaxMemoryPages)) // the agreement's memory, in 64 KiB pages
 	rep, err := wasmjob.RunIsolated(ctx, wasmjob.Spec{
-		Module: module, Table: table, Out: s.resultPath(j.ID), CacheDir: s.wasmCache(),
+		Module: module, Table: table, Out: out, CacheDir: s.wasmCache(), Seed: seed,
 		Limits: wasmjob.Limits{
 			MemoryPages: pages, Timeout: limits.Timeout, Memory: limits.Memory, Threads: limits.Threads,
 			MaxRows: limits.MaxRows, MaxBytes: limits.MaxBytes, TempDir: limits.TempDir,

@@ -60,6 +60,9 @@ func TestWasmJobReleased(t *testing.T) {
 	if j, err = p.svc.Review(context.Background(), p.principal(t, "check"), j.ID, ReviewRequest{Approve: true, Reason: "totals by district"}); err != nil || j.State != StateReleased {
 		t.Fatalf("approved: %s %v", j.State, err)
 	}
+	if r, err := p.svc.Replay(context.Background(), p.regulator(t), j.ID); err != nil || !r.ResultMatches || !r.ReleasedMatches {
+		t.Fatalf("replay of the Wasm job with its recorded seed: %+v %v", r, err)
+	}
 	if j.Run == nil || j.Run.Guest == nil || j.Run.Guest.Seed == 0 || j.Run.Rows != 3 {
 		t.Fatalf("run report %+v", j.Run)
 	}

@@ -81,3 +81,18 @@ func parseInstant(v string) (time.Time, error) {
 	}
 	return time.ParseInLocation("2006-01-02", v, operators.Zone)
 }
+
+// replayJob answers POST /v1/audit/replay/{id}: the job re-run from its
+// record, and whether its hashes match.
+func (s *Server) replayJob(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	id, ok := pathID(w, r, "job")
+	if !ok {
+		return
+	}
+	rep, err := s.jobs.Replay(r.Context(), p, id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}

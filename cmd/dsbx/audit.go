@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -58,7 +59,7 @@ func auditCmd(g *globals) *cobra.Command {
 	var out string
 	export := &cobra.Command{
 		Use:   "export",
-		Short: "Export the server's log with a signed checkpoint, for offline verification",
+		Short: "Export the server's log with a signed checkpoint, for offline verification, and as Parquet for analysis",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			records, checkpoint, key, err := fetchLog(cmd.Context(), g.client())
@@ -71,8 +72,15 @@ func auditCmd(g *globals) *cobra.Command {
 			if err := audit.WriteExport(out, records, checkpoint, key); err != nil {
 				return err
 			}
-			return g.emit(cmd, map[string]any{"out": out, "entries": len(records)}, func() {
-				fmt.Fprintf(cmd.OutOrStdout(), "exported %d entries to %s; verify with: dsbx audit verify --log %s\n", len(records), out, out)
+			rows, err := exportParquet(cmd.Context(), out)
+			if err != nil {
+				return err
+			}
+			if rows != int64(len(records)) {
+				return fmt.Errorf("parquet export holds %d rows for %d entries", rows, len(records))
+			}
+			return g.emit(cmd, map[string]any{"out": out, "entries": len(records), "parquet": filepath.Join(out, ParquetFile)}, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "exported %d entries to %s (JSON Lines, and %s for analysis); verify with: dsbx audit verify --log %s\n", len(records), out, ParquetFile, out)
 			})
 		},
 	}
@@ -91,7 +99,7 @@ func auditCmd(g *globals) *cobra.Command {
 			return g.emit(cmd, map[string]string{"key": k}, func() { fmt.Fprintln(cmd.OutOrStdout(), k) })
 		},
 	}
-	cmd.AddCommand(verify, export, key, auditLogCmd(g))
+	cmd.AddCommand(verify, export, key, auditLogCmd(g), auditReplayCmd(g))
 	return cmd
 }
 

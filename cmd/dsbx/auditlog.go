@@ -64,3 +64,41 @@ holds them; --job ID follows one job from submission to download.
 	f.IntVar(&limit, "limit", 0, "at most this many entries (default and maximum 1000)")
 	return cmd
 }
+
+// auditReplayCmd is `dsbx audit replay JOB`.
+func auditReplayCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "replay JOB",
+		Short: "Re-run a job from its recorded dataset version, code and decision, and confirm its result hashes as recorded (admin, regulator)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("job id %q is not a number", args[0])
+			}
+			r, err := g.client().Replay(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if err := g.emit(cmd, r, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "job %d replayed (audit entry %d): result sha256 %s %s\n", r.Job, r.Seq, r.ResultSHA256, matchWord(r.ResultMatches))
+				if r.ReleasedSHA256 != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  released file after the recorded remedies: sha256 %s %s\n", r.ReleasedSHA256, matchWord(r.ReleasedMatches))
+				}
+			}); err != nil {
+				return err
+			}
+			if !r.ResultMatches || !r.ReleasedMatches {
+				return &exitError{code: 2, err: fmt.Errorf("job %d does not reproduce its recorded result", id)}
+			}
+			return nil
+		},
+	}
+}
+
+func matchWord(ok bool) string {
+	if ok {
+		return "matches the record"
+	}
+	return "DOES NOT MATCH the record"
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	stdsql "database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/server"
+	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 // e2e is one in-process server driven only through the CLI.
@@ -585,6 +587,30 @@ func TestEndToEndThroughCLI(t *testing.T) {
 		t.Fatalf("audit export --json: %v (live size %v)", exp, size)
 	}
 	entriesSize := int(exp["entries"].(float64))
+	// The Parquet copy is for analysis in DuckDB: one row per entry, the
+	// same kinds in the same order.
+	var pqRows, releases int
+	var firstKind string
+	c, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdsql.OpenDB(c)
+	defer db.Close()
+	pqPath := filepath.Join(exported, ParquetFile)
+	if err := db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE kind = 'result.released'), min_by(kind, seq) FROM read_parquet('`+pqPath+`')`).Scan(&pqRows, &releases, &firstKind); err != nil {
+		t.Fatal(err)
+	}
+	if pqRows != entriesSize || releases == 0 || firstKind != "policy.loaded" && firstKind != "principal.added" {
+		t.Fatalf("entries.parquet: %d rows (%d releases, first %q) for %d entries", pqRows, releases, firstKind, entriesSize)
+	}
+	// A regulator's tools: one job's timeline, and its replay.
+	if out := e.must(t, append(admin, "audit", "log", "--job", strconv.FormatInt(ok.ID, 10))...); !strings.Contains(out, "job.submitted") || !strings.Contains(out, "result.downloaded") {
+		t.Fatalf("audit log --job: %s", out)
+	}
+	if out := e.must(t, append(admin, "audit", "replay", strconv.FormatInt(ok.ID, 10))...); !strings.Contains(out, "matches the record") {
+		t.Fatalf("audit replay: %s", out)
+	}
 	// Offline: the server URL is unusable, and not needed.
 	out = e.must(t, "--server", "http://127.0.0.1:1", "audit", "verify", "--log", exported)
 	if want := fmt.Sprintf("audit log intact: %d entries", entriesSize); !strings.HasPrefix(out, want) {
