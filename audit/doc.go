@@ -8,6 +8,12 @@
 // it, so that a verifier can name the first entry that was altered, dropped,
 // inserted or reordered.
 //
+// [Log.Append] returns only after the entry and its hashes are written and
+// fsynced. Concurrent appends are committed in batches (group commit): one
+// write and one fsync of each file covers every entry of a batch, so
+// throughput grows with the number of callers while a lone append still
+// costs one write and fsync of each file.
+//
 // The log signs C2SP tlog-checkpoints (signed notes) with an Ed25519 key it
 // keeps next to the entries. An export (see [Log.Export]) holds the entries,
 // a checkpoint of the same size and the verifier key; a regulator checks it

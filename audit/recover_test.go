@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,25 +87,25 @@ func TestRecoveryTrimsExtraHashes(t *testing.T) {
 	mustVerify(t, records, cp, vkey)
 }
 
-func TestRecoveryRecomputesWrongHashes(t *testing.T) {
-	dir := t.TempDir()
-	l := openLog(t, dir)
-	appendN(t, l, 0, 6)
-	cp0, _ := l.Checkpoint()
-	l.Close()
-
-	// Flip a byte in a stored hash in the middle of the file.
+// flipHashByte flips one byte of the stored hash with index idx.
+func flipHashByte(t *testing.T, dir string, idx int64) {
+	t.Helper()
 	path := filepath.Join(dir, hashesFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[tlog.StoredHashIndex(0, 3)*tlog.HashSize+7] ^= 0xff
+	b[idx*tlog.HashSize+7] ^= 0xff
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	l = openLog(t, dir)
+// wantRepaired reopens the log in dir and checks that recovery rewrote the
+// stored hashes so that the log has the checkpoint cp0 again and grows on.
+func wantRepaired(t *testing.T, dir string, cp0 []byte) {
+	t.Helper()
+	l := openLog(t, dir)
 	defer l.Close()
 	cp1, err := l.Checkpoint()
 	if err != nil {
@@ -114,9 +116,97 @@ func TestRecoveryRecomputesWrongHashes(t *testing.T) {
 	if c0 != c1 {
 		t.Errorf("checkpoint after recovery = %+v, want %+v", c1, c0)
 	}
-	appendN(t, l, 6, 2)
+	n := int(l.Size())
+	appendN(t, l, n, 2)
 	records, cp, vkey, _ := exportLog(t, l)
 	mustVerify(t, records, cp, vkey)
+	for seq := range int64(n + 2) {
+		p, err := l.InclusionProof(seq, int64(n+2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := ParseCheckpoint(cp, vkey)
+		if err := VerifyInclusion(c, seq, records[seq], p); err != nil {
+			t.Errorf("after recovery: inclusion proof of entry %d: %v", seq, err)
+		}
+	}
+}
+
+// A crash can leave wrong bytes in the hashes of the last record (a write
+// that reached the disk only in part); recovery recomputes them.
+func TestRecoveryRecomputesLastRecordHashes(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	appendN(t, l, 0, 8)
+	cp0, _ := l.Checkpoint()
+	l.Close()
+	// Entry 7 stores hashes 11 (its leaf) to 14; flip its level-2 hash.
+	flipHashByte(t, dir, tlog.StoredHashIndex(0, 7)+2)
+	wantRepaired(t, dir, cp0)
+}
+
+// Group commit writes the hashes of several records at once, so a crash can
+// leave wrong hashes for the last few records, followed by nothing; recovery
+// recomputes them too.
+func TestRecoveryRecomputesWrongTail(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	appendN(t, l, 0, 9)
+	cp0, _ := l.Checkpoint()
+	l.Close()
+	for _, seq := range []int64{6, 7, 8} {
+		flipHashByte(t, dir, tlog.StoredHashIndex(0, seq))
+	}
+	wantRepaired(t, dir, cp0)
+
+	// Wrong hashes for entries 6 and 7, and the hashes file ends early.
+	dir = t.TempDir()
+	l = openLog(t, dir)
+	appendN(t, l, 0, 9)
+	cp0, _ = l.Checkpoint()
+	l.Close()
+	flipHashByte(t, dir, tlog.StoredHashIndex(0, 6))
+	flipHashByte(t, dir, tlog.StoredHashIndex(0, 7))
+	if err := os.Truncate(filepath.Join(dir, hashesFile), tlog.StoredHashIndex(0, 8)*tlog.HashSize+3); err != nil {
+		t.Fatal(err)
+	}
+	wantRepaired(t, dir, cp0)
+}
+
+// A wrong stored hash in the middle of the file, with right hashes after
+// it, is not what a crash leaves: Open fails, names it, and leaves the file
+// as it found it. (Recovery used to recompute it silently.)
+func TestOpenRefusesAlteredHashes(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	appendN(t, l, 0, 6)
+	l.Close()
+	idx := tlog.StoredHashIndex(0, 3) // the leaf hash of entry 3
+	flipHashByte(t, dir, idx)
+	before, err := os.ReadFile(filepath.Join(dir, hashesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = Open(dir, testOrigin)
+	want := fmt.Sprintf("stored hash %d (of entry 3; tree level 0 over entries [3, 4))", idx)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "altered") {
+		t.Fatalf("Open = %v, want an error containing %q", err, want)
+	}
+	after, err := os.ReadFile(filepath.Join(dir, hashesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("the failed Open changed the hashes file")
+	}
+	// A higher-level hash of an earlier entry is named with its level.
+	flipHashByte(t, dir, idx) // undo
+	flipHashByte(t, dir, idx+1)
+	_, err = Open(dir, testOrigin)
+	if want := fmt.Sprintf("stored hash %d (of entry 3; tree level 1 over entries [2, 4))", idx+1); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open = %v, want an error containing %q", err, want)
+	}
 }
 
 func TestOpenRefusesCorruptCompleteLine(t *testing.T) {
