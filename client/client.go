@@ -222,6 +222,13 @@ func (c *Client) AuditEvents(ctx context.Context, filter url.Values) ([]audit.En
 	return out, err
 }
 
+// AuditAlerts returns the alerts raised so far, filtered like AuditEvents.
+func (c *Client) AuditAlerts(ctx context.Context, filter url.Values) ([]audit.Entry, error) {
+	var out []audit.Entry
+	_, err := c.call(ctx, http.MethodGet, "/v1/audit/alerts?"+filter.Encode(), nil, &out)
+	return out, err
+}
+
 // Replay re-runs job id from its record and reports whether its hashes
 // match (admin, regulator).
 func (c *Client) Replay(ctx context.Context, id int64) (jobs.Replay, error) {

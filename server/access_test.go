@@ -158,6 +158,7 @@ func TestRoleByEndpoint(t *testing.T) {
 		{"GET", "/v1/audit/checkpoint", nil, all(200)},
 		{"GET", "/v1/audit/entries", nil, only(200, rAdmin, rRegulator)},
 		{"GET", "/v1/audit/events?kind=job.", nil, only(200, rAdmin, rRegulator)},
+		{"GET", "/v1/audit/alerts", nil, only(200, rAdmin, rRegulator)},
 		{"POST", fmt.Sprintf("/v1/audit/replay/%d", job.ID), nil, only(200, rAdmin, rRegulator)},
 	}
 	// Things a role may not see at all (another's objection, application,

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/datasandbox/dsbx/audit/alerts"
 	"github.com/datasandbox/dsbx/audit/index"
 	"github.com/datasandbox/dsbx/operators"
 )
@@ -39,10 +40,11 @@ func auditFilter(r *http.Request) (index.Filter, error) {
 	default:
 		return f, fmt.Errorf("decision %q is not one of denied, held, released, rejected, failed, stopped, refused", f.Decision)
 	}
+	var after int64 = -1
 	for _, n := range []struct {
 		name string
 		to   *int64
-	}{{"job", &f.Job}, {"after", &f.After}} {
+	}{{"job", &f.Job}, {"after", &after}} {
 		if v := q.Get(n.name); v != "" {
 			x, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || x < 0 {
@@ -51,6 +53,7 @@ func auditFilter(r *http.Request) (index.Filter, error) {
 			*n.to = x
 		}
 	}
+	f.Since = after + 1
 	if v := q.Get("limit"); v != "" {
 		x, err := strconv.Atoi(v)
 		if err != nil || x <= 0 || x > index.MaxLimit {
@@ -95,4 +98,25 @@ func (s *Server) replayJob(w http.ResponseWriter, r *http.Request, p operators.P
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// auditAlerts answers GET /v1/audit/alerts: the alerts raised so far (after
+// a scan of what was appended since the last), filtered like events.
+func (s *Server) auditAlerts(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	f, err := auditFilter(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if _, err := s.monitor.Scan(r.Context()); err != nil {
+		writeErr(w, err)
+		return
+	}
+	f.Kind = alerts.Kind
+	es, err := s.index.Query(r.Context(), f)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(es))
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -34,6 +35,14 @@ func TestAuditEvents(t *testing.T) {
 	got, err := p.admin.AuditEvents(ctx, url.Values{"decision": {"denied"}, "dataset": {"people"}, "operator": {"acme"}})
 	if err != nil || len(got) != 1 || got[0].Subject != "job/"+itoa(denied.ID) {
 		t.Fatalf("denied decisions: %+v %v", got, err)
+	}
+	// Repeated denials raise an alert, in the log and on its endpoint.
+	for i := 0; i < 5; i++ {
+		p.run(t, "SELECT district, count(DISTINCT id_number) FROM people GROUP BY district")
+	}
+	alerts, err := p.admin.AuditAlerts(ctx, url.Values{"operator": {"acme"}})
+	if err != nil || len(alerts) != 1 || alerts[0].Kind != "alert.raised" || !strings.Contains(string(alerts[0].Data), "repeated_denials") {
+		t.Fatalf("alerts %+v %v", alerts, err)
 	}
 	for _, bad := range []url.Values{{"decision": {"maybe"}}, {"from": {"yesterday"}}, {"job": {"x"}}, {"limit": {"5000"}}} {
 		_, err := p.admin.AuditEvents(ctx, bad)

@@ -18,6 +18,7 @@ import (
 	"database/sql"
 
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/audit/alerts"
 	"github.com/datasandbox/dsbx/audit/index"
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
@@ -47,6 +48,10 @@ type Config struct {
 	// queued jobs stopped (default 30s). Admission refuses them from the
 	// exact instant regardless.
 	SweepEvery time.Duration
+	// AgreedHours, if set, are the hours [from, to) of the day (China
+	// Standard Time) jobs are expected; a submission outside them raises an
+	// alert.
+	AgreedHours *[2]int
 }
 
 // AdminTokenFile is the file in the data directory that holds the admin
@@ -86,6 +91,7 @@ type Server struct {
 	db        *sql.DB
 	log       *audit.Log
 	index     *index.Index // the log's index, for regulators' queries
+	monitor   *alerts.Monitor
 	catalog   *datasets.Catalog
 	directory *operators.Directory
 	jobs      *jobs.Service
@@ -161,6 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.monitor = alerts.New(s.index, log, alerts.Rules{Hours: cfg.AgreedHours})
 	if err := s.sweep(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -183,6 +190,9 @@ func (s *Server) now() time.Time {
 // sweep records the expiry of agreements whose term has ended and stops
 // their queued jobs.
 func (s *Server) sweep(ctx context.Context) error {
+	if _, err := s.monitor.Scan(ctx); err != nil {
+		return fmt.Errorf("scan for alerts: %w", err)
+	}
 	expired, err := s.directory.ExpireDue(ctx)
 	if err != nil {
 		return fmt.Errorf("expire agreements: %w", err)

@@ -56,9 +56,13 @@ type Filter struct {
 	Decision string    // one of the decisions above
 	Job      int64     // one job's whole history
 	From, To time.Time // entries at or after From and before To
-	After    int64     // entries with seq > After (a cursor); -1 or 0 and unset: from the start
+	Since    int64     // entries with seq >= Since (a cursor)
 	Limit    int       // at most this many (default and maximum MaxLimit)
 }
+
+// timeLayout stores times in UTC with a fixed number of digits, so that
+// they compare as strings in time order.
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
 // MaxLimit bounds one query's entries.
 const MaxLimit = 1000
@@ -128,7 +132,7 @@ func (x *Index) add(ctx context.Context, from int64, recs [][]byte) error {
 // describe works out what entry e concerns. A job's operator and dataset
 // come from its submission, which precedes every other entry about it.
 func describe(ctx context.Context, tx *sql.Tx, e audit.Entry, jobs map[int64][2]string) (row, error) {
-	r := row{seq: e.Seq, time: e.Time.UTC().Format(time.RFC3339Nano), kind: e.Kind, principal: e.Principal, subject: e.Subject, operator: e.Principal}
+	r := row{seq: e.Seq, time: e.Time.UTC().Format(timeLayout), kind: e.Kind, principal: e.Principal, subject: e.Subject, operator: e.Principal}
 	var data struct {
 		Dataset string `json:"dataset"`
 		State   string `json:"state"`
@@ -218,13 +222,13 @@ func (x *Index) Query(ctx context.Context, f Filter) ([]audit.Entry, error) {
 		add("job = ?", f.Job)
 	}
 	if !f.From.IsZero() {
-		add("time >= ?", f.From.UTC().Format(time.RFC3339Nano))
+		add("time >= ?", f.From.UTC().Format(timeLayout))
 	}
 	if !f.To.IsZero() {
-		add("time < ?", f.To.UTC().Format(time.RFC3339Nano))
+		add("time < ?", f.To.UTC().Format(timeLayout))
 	}
-	if f.After > 0 {
-		add("seq > ?", f.After)
+	if f.Since > 0 {
+		add("seq >= ?", f.Since)
 	}
 	limit := f.Limit
 	if limit <= 0 || limit > MaxLimit {

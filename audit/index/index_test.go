@@ -83,7 +83,8 @@ func TestQueries(t *testing.T) {
 		{"denied", Filter{Decision: Denied}, []int64{deniedDecision}},
 		{"released", Filter{Decision: Released}, []int64{released}},
 		{"time range", Filter{From: start.Add(3 * time.Hour), To: start.Add(5 * time.Hour)}, []int64{decided, released}},
-		{"cursor and limit", Filter{After: decided, Limit: 2}, []int64{released, downloaded}},
+		{"one instant", Filter{From: start.Add(3 * time.Hour), To: start.Add(3*time.Hour + time.Nanosecond)}, []int64{decided}},
+		{"cursor and limit", Filter{Since: decided + 1, Limit: 2}, []int64{released, downloaded}},
 		{"combined", Filter{Operator: "acme", Kind: "job."}, []int64{job, decided}},
 		{"nothing", Filter{Dataset: "nosuch"}, []int64{}},
 	} {
@@ -119,7 +120,7 @@ func TestRebuild(t *testing.T) {
 	if _, err := x.db.Exec(`DELETE FROM audit_index`); err != nil {
 		t.Fatal(err)
 	}
-	got := seqs(t, x, Filter{After: 4990})
+	got := seqs(t, x, Filter{Since: 4991})
 	if len(got) != 9 || got[0] != 4991 {
 		t.Fatalf("after a rebuild: %v", got)
 	}

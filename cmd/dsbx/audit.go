@@ -99,7 +99,7 @@ func auditCmd(g *globals) *cobra.Command {
 			return g.emit(cmd, map[string]string{"key": k}, func() { fmt.Fprintln(cmd.OutOrStdout(), k) })
 		},
 	}
-	cmd.AddCommand(verify, export, key, auditLogCmd(g), auditReplayCmd(g))
+	cmd.AddCommand(verify, export, key, auditLogCmd(g), auditReplayCmd(g), auditAlertsCmd(g))
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -101,4 +102,40 @@ func matchWord(ok bool) string {
 		return "matches the record"
 	}
 	return "DOES NOT MATCH the record"
+}
+
+// auditAlertsCmd is `dsbx audit alerts`.
+func auditAlertsCmd(g *globals) *cobra.Command {
+	var operator, dataset, from string
+	cmd := &cobra.Command{
+		Use:   "alerts [--operator NAME] [--dataset NAME] [--from T]",
+		Short: "List the alerts raised from the audit log (admin, regulator): repeated denials, probing, held results, differencing, use outside agreed hours",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{}
+			for k, v := range map[string]string{"operator": operator, "dataset": dataset, "from": from} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			es, err := g.client().AuditAlerts(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd, es, func() {
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SEQ\tTIME\tRULE\tOPERATOR\tMESSAGE")
+				for _, e := range es {
+					var a struct{ Rule, Operator, Message string }
+					json.Unmarshal(e.Data, &a)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Seq, zoneTime(e.Time), a.Rule, a.Operator, a.Message)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&operator, "operator", "", "only alerts about this operator")
+	cmd.Flags().StringVar(&dataset, "dataset", "", "only alerts about this dataset")
+	cmd.Flags().StringVar(&from, "from", "", "only alerts raised at or after this date or time")
+	return cmd
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,12 +18,19 @@ import (
 
 func serveCmd() *cobra.Command {
 	var cfg server.Config
-	var addr string
+	var addr, hours string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the platform: HTTP API, job workers, audit log",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if hours != "" {
+				h, err := parseHours(hours)
+				if err != nil {
+					return err
+				}
+				cfg.AgreedHours = &h
+			}
 			srv, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -53,6 +62,18 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8686", "address to listen on")
 	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory or .tar.gz of .rego files overlaying the built-in bundle (same name replaces, new name adds); reloaded on SIGHUP or 'dsbx policy reload'")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once")
+	cmd.Flags().StringVar(&hours, "agreed-hours", "", "hours FROM-TO (China Standard Time, e.g. 8-20) jobs are expected; a submission outside them raises an alert")
 	cmd.Flags().IntVar(&cfg.ResponseDays, "response-days", operators.ResponseDays, "working days providers have to answer an application")
 	return cmd
+}
+
+// parseHours reads --agreed-hours FROM-TO.
+func parseHours(s string) ([2]int, error) {
+	from, to, ok := strings.Cut(s, "-")
+	a, err1 := strconv.Atoi(strings.TrimSpace(from))
+	b, err2 := strconv.Atoi(strings.TrimSpace(to))
+	if !ok || err1 != nil || err2 != nil || a < 0 || b > 24 || a >= b {
+		return [2]int{}, fmt.Errorf("--agreed-hours %q is not FROM-TO with 0 <= FROM < TO <= 24, e.g. 8-20", s)
+	}
+	return [2]int{a, b}, nil
 }

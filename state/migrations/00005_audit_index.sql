@@ -5,7 +5,7 @@
 -- audit_index); the log, not this table, is the record.
 CREATE TABLE audit_index (
     seq        INTEGER PRIMARY KEY,
-    time       TEXT NOT NULL,          -- RFC 3339, UTC
+    time       TEXT NOT NULL,          -- UTC, fixed width (2006-01-02T15:04:05.000000000Z), so strings sort in time order
     kind       TEXT NOT NULL,
     principal  TEXT NOT NULL,
     subject    TEXT NOT NULL,
