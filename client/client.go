@@ -5,6 +5,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Client talks to one dsbx server as one principal.
@@ -235,6 +237,57 @@ func (c *Client) Replay(ctx context.Context, id int64) (jobs.Replay, error) {
 	var out jobs.Replay
 	_, err := c.call(ctx, http.MethodPost, fmt.Sprintf("/v1/audit/replay/%d", id), nil, &out)
 	return out, err
+}
+
+// Proof is an inclusion or consistency proof as the server gives it.
+type Proof struct {
+	Seq    int64    `json:"seq,omitempty"`
+	Size   int64    `json:"size"`
+	Old    int64    `json:"old,omitempty"`
+	Record string   `json:"record,omitempty"`
+	Hashes []string `json:"proof"`
+}
+
+// Tlog decodes the proof's hashes.
+func (p Proof) Tlog() ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(p.Hashes))
+	for i, h := range p.Hashes {
+		b, err := base64.StdEncoding.DecodeString(h)
+		if err != nil || len(b) != tlog.HashSize {
+			return nil, fmt.Errorf("proof hash %d %q is not a base64 SHA-256", i, h)
+		}
+		copy(out[i][:], b)
+	}
+	return out, nil
+}
+
+// AuditInclusion returns entry seq with the proof that it is in the tree
+// of the first size entries (admin, regulator).
+func (c *Client) AuditInclusion(ctx context.Context, seq, size int64) (Proof, error) {
+	var out Proof
+	_, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/v1/audit/proof/inclusion?seq=%d&size=%d", seq, size), nil, &out)
+	return out, err
+}
+
+// AuditConsistency returns the proof that the log of old entries is a
+// prefix of the log of size entries.
+func (c *Client) AuditConsistency(ctx context.Context, old, size int64) (Proof, error) {
+	var out Proof
+	_, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/v1/audit/proof/consistency?old=%d&new=%d", old, size), nil, &out)
+	return out, err
+}
+
+// AuditPublished returns the checkpoints the log published, oldest first.
+func (c *Client) AuditPublished(ctx context.Context) ([][]byte, error) {
+	var out []string
+	if _, err := c.call(ctx, http.MethodGet, "/v1/audit/checkpoints", nil, &out); err != nil {
+		return nil, err
+	}
+	cps := make([][]byte, len(out))
+	for i, s := range out {
+		cps[i] = []byte(s)
+	}
+	return cps, nil
 }
 
 // AuditKey returns the audit log's verifier key.

@@ -159,6 +159,10 @@ func TestRoleByEndpoint(t *testing.T) {
 		{"GET", "/v1/audit/entries", nil, only(200, rAdmin, rRegulator)},
 		{"GET", "/v1/audit/events?kind=job.", nil, only(200, rAdmin, rRegulator)},
 		{"GET", "/v1/audit/alerts", nil, only(200, rAdmin, rRegulator)},
+		{"GET", "/v1/audit/proof/inclusion?seq=0&size=1", nil, only(200, rAdmin, rRegulator)},
+		{"GET", "/v1/audit/proof/consistency?old=1&new=2", nil, all(200)},
+		{"GET", "/v1/audit/checkpoints", nil, all(200)},
+		{"POST", "/v1/audit/checkpoints", nil, only(200, rAdmin, rRegulator)},
 		{"POST", fmt.Sprintf("/v1/audit/replay/%d", job.ID), nil, only(200, rAdmin, rRegulator)},
 	}
 	// Things a role may not see at all (another's objection, application,

@@ -1,14 +1,18 @@
 package server
 
 import (
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/audit/alerts"
 	"github.com/datasandbox/dsbx/audit/index"
 	"github.com/datasandbox/dsbx/operators"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // auditEvents answers GET /v1/audit/events: the entries a regulator's
@@ -119,4 +123,101 @@ func (s *Server) auditAlerts(w http.ResponseWriter, r *http.Request, p operators
 		return
 	}
 	writeJSON(w, http.StatusOK, nonNil(es))
+}
+
+// Proof is the answer of the proof endpoints: the stored hashes, standard
+// base64, that prove an entry's inclusion (with the entry's exact bytes)
+// or one tree's consistency with a later one.
+type Proof struct {
+	Seq    int64    `json:"seq,omitempty"`
+	Size   int64    `json:"size"`
+	Old    int64    `json:"old,omitempty"`
+	Record string   `json:"record,omitempty"`
+	Hashes []string `json:"proof"`
+}
+
+func hashes(hs []tlog.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = base64.StdEncoding.EncodeToString(h[:])
+	}
+	return out
+}
+
+// queryInt reads query parameter name as a number of at least 0.
+func queryInt(r *http.Request, name string) (int64, error) {
+	v := r.URL.Query().Get(name)
+	x, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || x < 0 {
+		return 0, fmt.Errorf("%s %q is not a number", name, v)
+	}
+	return x, nil
+}
+
+// inclusionProof answers GET /v1/audit/proof/inclusion?seq=&size=.
+func (s *Server) inclusionProof(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	seq, err := queryInt(r, "seq")
+	size, err2 := queryInt(r, "size")
+	if err = errors.Join(err, err2); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	proof, err := s.log.InclusionProof(seq, size)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	rec, err := s.log.Record(seq)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Proof{Seq: seq, Size: size, Record: string(rec), Hashes: hashes(proof)})
+}
+
+// consistencyProof answers GET /v1/audit/proof/consistency?old=&new=.
+func (s *Server) consistencyProof(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	old, err := queryInt(r, "old")
+	size, err2 := queryInt(r, "new")
+	if err = errors.Join(err, err2); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	proof, err := s.log.ConsistencyProof(old, size)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, Proof{Old: old, Size: size, Hashes: hashes(proof)})
+}
+
+// publishedCheckpoints answers GET /v1/audit/checkpoints: every checkpoint
+// the log published, oldest first, each a signed note.
+func (s *Server) publishedCheckpoints(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	cps, err := s.log.Published()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := make([]string, len(cps))
+	for i, c := range cps {
+		out[i] = string(c)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// publishCheckpoint answers POST /v1/audit/checkpoints: publish one now,
+// covering the entry that records who asked.
+func (s *Server) publishCheckpoint(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	if _, err := s.log.Append(r.Context(), audit.Event{Kind: "audit.publish_requested", Principal: p.Name, Subject: "audit/checkpoints"}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	cp, err := s.log.Publish()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(cp)
 }

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/datasandbox/dsbx/audit"
 )
 
 // A regulator follows one job from submission to download, and filters the
@@ -43,6 +46,35 @@ func TestAuditEvents(t *testing.T) {
 	alerts, err := p.admin.AuditAlerts(ctx, url.Values{"operator": {"acme"}})
 	if err != nil || len(alerts) != 1 || alerts[0].Kind != "alert.raised" || !strings.Contains(string(alerts[0].Data), "repeated_denials") {
 		t.Fatalf("alerts %+v %v", alerts, err)
+	}
+	// Checkpoints are published (at start, with each sweep, on demand), and
+	// each later one is proven to extend the earlier.
+	if _, err := p.admin.Replay(ctx, ok.ID); err != nil { // one more entry
+		t.Fatal(err)
+	}
+	if err := p.srv.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := p.admin.AuditPublished(ctx)
+	key, _ := p.admin.AuditKey(ctx)
+	if err != nil || len(cps) < 2 {
+		t.Fatalf("published %d checkpoints: %v", len(cps), err)
+	}
+	first, err1 := audit.ParseCheckpoint(cps[0], key)
+	last, err2 := audit.ParseCheckpoint(cps[len(cps)-1], key)
+	if err := errors.Join(err1, err2); err != nil || first.Size >= last.Size {
+		t.Fatalf("checkpoints %+v %+v %v", first, last, err)
+	}
+	proof, err := p.operator.AuditConsistency(ctx, first.Size, last.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := proof.Tlog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.VerifyConsistency(first, last, hs); err != nil {
+		t.Fatalf("the server's consistency proof: %v", err)
 	}
 	for _, bad := range []url.Values{{"decision": {"maybe"}}, {"from": {"yesterday"}}, {"job": {"x"}}, {"limit": {"5000"}}} {
 		_, err := p.admin.AuditEvents(ctx, bad)

@@ -88,6 +88,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/audit/entries", s.auth(overseers, s.auditEntries))
 	mux.HandleFunc("GET /v1/audit/events", s.auth(overseers, s.auditEvents))
 	mux.HandleFunc("GET /v1/audit/alerts", s.auth(overseers, s.auditAlerts))
+	mux.HandleFunc("GET /v1/audit/proof/inclusion", s.auth(overseers, s.inclusionProof))
+	mux.HandleFunc("GET /v1/audit/proof/consistency", s.auth(anyone, s.consistencyProof))
+	mux.HandleFunc("GET /v1/audit/checkpoints", s.auth(anyone, s.publishedCheckpoints))
+	mux.HandleFunc("POST /v1/audit/checkpoints", s.auth(overseers, s.publishCheckpoint))
 	mux.HandleFunc("POST /v1/audit/replay/{id}", s.auth(overseers, s.replayJob))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no_route", fmt.Sprintf("no API route %s %s; see /v1/health", r.Method, r.URL.Path))

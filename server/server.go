@@ -193,6 +193,10 @@ func (s *Server) sweep(ctx context.Context) error {
 	if _, err := s.monitor.Scan(ctx); err != nil {
 		return fmt.Errorf("scan for alerts: %w", err)
 	}
+	// A checkpoint is published with every sweep the log grew in.
+	if _, err := s.log.Publish(); err != nil {
+		return fmt.Errorf("publish a checkpoint: %w", err)
+	}
 	expired, err := s.directory.ExpireDue(ctx)
 	if err != nil {
 		return fmt.Errorf("expire agreements: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,10 +17,10 @@ import (
 
 func auditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify and export the tamper-evident audit log"}
-	var logDir, keyFlag string
+	var logDir, keyFlag, since string
 	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Verify a live server's log (--server) or an exported one (--log DIR), offline",
+		Use:   "verify [--log DIR] [--since SAVED-CHECKPOINT]",
+		Short: "Verify a live server's log (--server) or an exported one (--log DIR), offline; with --since, prove it only grew since a checkpoint you saved",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var records [][]byte
@@ -40,7 +41,24 @@ func auditCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			rep, err := audit.Verify(records, checkpoint, key)
+			var rep audit.Report
+			var saved audit.Checkpoint
+			if since != "" {
+				old, err := os.ReadFile(since)
+				if err != nil {
+					return fmt.Errorf("--since: %w", err)
+				}
+				if saved, err = audit.ParseCheckpoint(old, key); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("the saved checkpoint %s: %w", since, err)}
+				}
+				rep, err = audit.VerifyGrowth(records, old, checkpoint, key)
+				if err == nil && logDir == "" {
+					// The server's own proof must agree with what was recomputed.
+					err = serverConsistency(cmd.Context(), g.client(), saved, checkpoint, key)
+				}
+			} else {
+				rep, err = audit.Verify(records, checkpoint, key)
+			}
 			if err != nil {
 				var te *audit.TamperError
 				if errors.As(err, &te) {
@@ -50,10 +68,14 @@ func auditCmd(g *globals) *cobra.Command {
 			}
 			return g.emit(cmd, rep, func() {
 				fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d entries, root %s, signed by %s\n", rep.Size, rep.Root, rep.Origin)
+				if since != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "it only grew since the saved checkpoint of %d entries (%s)\n", saved.Size, since)
+				}
 			})
 		},
 	}
 	verify.Flags().StringVar(&logDir, "log", "", "verify the export in this directory, without a server")
+	verify.Flags().StringVar(&since, "since", "", "a checkpoint saved earlier (dsbx audit checkpoint --out FILE): prove the log is that one, grown")
 	verify.Flags().StringVar(&keyFlag, "key", "", "verifier key (or a file holding it) to trust instead of the one shipped with the log")
 
 	var out string
@@ -99,8 +121,86 @@ func auditCmd(g *globals) *cobra.Command {
 			return g.emit(cmd, map[string]string{"key": k}, func() { fmt.Fprintln(cmd.OutOrStdout(), k) })
 		},
 	}
-	cmd.AddCommand(verify, export, key, auditLogCmd(g), auditReplayCmd(g), auditAlertsCmd(g))
+	var cpOut string
+	checkpoint := &cobra.Command{
+		Use:   "checkpoint [--out FILE]",
+		Short: "Print (or save) the log's current signed checkpoint, to prove later that the log only grew",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cp, err := g.client().AuditCheckpoint(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cpOut == "" {
+				_, err = cmd.OutOrStdout().Write(cp)
+				return err
+			}
+			if err := os.WriteFile(cpOut, cp, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "saved the checkpoint to %s; later: dsbx audit verify --since %s\n", cpOut, cpOut)
+			return nil
+		},
+	}
+	checkpoint.Flags().StringVar(&cpOut, "out", "", "save it to this file")
+	prove := &cobra.Command{
+		Use:   "prove SEQ",
+		Short: "Fetch entry SEQ with its inclusion proof and check it against the signed checkpoint (admin, regulator)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("entry %q is not a number", args[0])
+			}
+			c := g.client()
+			key, err := c.AuditKey(cmd.Context())
+			if err != nil {
+				return err
+			}
+			signed, err := c.AuditCheckpoint(cmd.Context())
+			if err != nil {
+				return err
+			}
+			cp, err := audit.ParseCheckpoint(signed, key)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			p, err := c.AuditInclusion(cmd.Context(), seq, cp.Size)
+			if err != nil {
+				return err
+			}
+			hs, err := p.Tlog()
+			if err != nil {
+				return err
+			}
+			if err := audit.VerifyInclusion(cp, seq, []byte(p.Record), hs); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("entry %d is NOT proven in the log of %d entries: %w", seq, cp.Size, err)}
+			}
+			return g.emit(cmd, p, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "entry %d is in the log of %d entries signed by %s (%d proof hashes):\n%s\n", seq, cp.Size, cp.Origin, len(hs), p.Record)
+			})
+		},
+	}
+	cmd.AddCommand(verify, export, key, checkpoint, prove, auditLogCmd(g), auditReplayCmd(g), auditAlertsCmd(g))
 	return cmd
+}
+
+// serverConsistency asks the server to prove that saved is a prefix of the
+// log signed in current, and checks the proof.
+func serverConsistency(ctx context.Context, c *client.Client, saved audit.Checkpoint, current []byte, key string) error {
+	cur, err := audit.ParseCheckpoint(current, key)
+	if err != nil {
+		return err
+	}
+	p, err := c.AuditConsistency(ctx, saved.Size, cur.Size)
+	if err != nil {
+		return err
+	}
+	hs, err := p.Tlog()
+	if err != nil {
+		return err
+	}
+	return audit.VerifyConsistency(saved, cur, hs)
 }
 
 // fetchLog reads a consistent view from a server: a checkpoint, then exactly

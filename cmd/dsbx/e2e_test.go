@@ -579,6 +579,17 @@ func TestEndToEndThroughCLI(t *testing.T) {
 		t.Fatalf("live audit verify --json: %v, want a log of at least 20 entries", live)
 	}
 
+	// A regulator saves a checkpoint, and later proves the log only grew.
+	saved := filepath.Join(work, "checkpoint.txt")
+	e.must(t, append(admin, "audit", "checkpoint", "--out", saved)...)
+	e.must(t, append(operator, "job", "submit", "--dataset", "people", "--sql", okSQL, "--purpose", purpose, "--wait")...)
+	if out := e.must(t, append(admin, "audit", "verify", "--since", saved)...); !strings.Contains(out, "only grew since the saved checkpoint") {
+		t.Fatalf("audit verify --since: %s", out)
+	}
+	if out := e.must(t, append(admin, "audit", "prove", "3")...); !strings.Contains(out, "entry 3 is in the log of") {
+		t.Fatalf("audit prove: %s", out)
+	}
+
 	exported := filepath.Join(work, "export")
 	out = e.must(t, append(admin, "--json", "audit", "export", "--out", exported)...)
 	var exp map[string]any
@@ -610,6 +621,10 @@ func TestEndToEndThroughCLI(t *testing.T) {
 	}
 	if out := e.must(t, append(admin, "audit", "replay", strconv.FormatInt(ok.ID, 10))...); !strings.Contains(out, "matches the record") {
 		t.Fatalf("audit replay: %s", out)
+	}
+	// Offline, against the saved checkpoint too.
+	if out := e.must(t, "--server", "http://127.0.0.1:1", "audit", "verify", "--log", exported, "--since", saved); !strings.Contains(out, "only grew") {
+		t.Fatalf("offline audit verify --since: %s", out)
 	}
 	// Offline: the server URL is unusable, and not needed.
 	out = e.must(t, "--server", "http://127.0.0.1:1", "audit", "verify", "--log", exported)
