@@ -90,6 +90,23 @@ type Quality struct {
 	NullKeys      int64    `json:"null_keys"`
 }
 
+// forLog is q as the audit log records it: each example value replaced by
+// its SHA-256, since the values may be personal data and the log keeps
+// them forever.
+func (q Quality) forLog() Quality {
+	out := q
+	out.Violations = make([]Violation, len(q.Violations))
+	for i, v := range q.Violations {
+		v.Examples = slices.Clone(v.Examples)
+		for j, ex := range v.Examples {
+			sum := sha256.Sum256([]byte(ex.Value))
+			v.Examples[j].Value = "sha256:" + hex.EncodeToString(sum[:])
+		}
+		out.Violations[i] = v
+	}
+	return out
+}
+
 // Violation counts the values of one field that did not fit its type.
 type Violation struct {
 	Field    string    `json:"field"`
@@ -278,7 +295,7 @@ func (c *Catalog) Import(ctx context.Context, actor, name string, src Source, pa
 		Kind: "dataset.imported", Principal: actor, Subject: "dataset/" + name,
 		Data: map[string]any{
 			"dataset": name, "version": sum, "rows": rows, "bytes": size, "source": source,
-			"format": format, "encoding": encoding, "schema": schemaOf(fields), "quality": quality,
+			"format": format, "encoding": encoding, "schema": schemaOf(fields), "quality": quality.forLog(),
 		},
 	}); err != nil {
 		return Imported{}, fmt.Errorf("import %s: %w", name, err)

@@ -2,7 +2,9 @@ package datasets
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -364,6 +366,16 @@ func TestImportTypeViolations(t *testing.T) {
 	if !reflect.DeepEqual(v.Quality.Violations, want) {
 		t.Errorf("violations %+v\nwant %+v", v.Quality.Violations, want)
 	}
+	// The audit log, kept forever, holds the examples' hashes, never the values.
+	rec, err := tc.log.Record(tc.log.Size() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abc := sha256.Sum256([]byte("abc"))
+	if !strings.Contains(string(rec), `"dataset.imported"`) || strings.Contains(string(rec), "123456789012.5") || strings.Contains(string(rec), `"abc"`) ||
+		!strings.Contains(string(rec), "sha256:"+hex.EncodeToString(abc[:])) {
+		t.Errorf("import entry %s", rec)
+	}
 	// (杭州, 2023) three times: two duplicates; the row without a year is a
 	// NULL key and not a duplicate.
 	if v.Quality.DuplicateKeys != 2 || v.Quality.NullKeys != 1 || !slices.Equal(v.Quality.Keys, []string{"region", "year"}) {
@@ -383,8 +395,8 @@ func TestImportTypeViolations(t *testing.T) {
 	var logged struct {
 		Quality Quality `json:"quality"`
 	}
-	if err := json.Unmarshal(tc.lastAudit(t).Data, &logged); err != nil || !reflect.DeepEqual(logged.Quality.Violations, want) {
-		t.Errorf("audited quality %+v, %v", logged.Quality, err)
+	if err := json.Unmarshal(tc.lastAudit(t).Data, &logged); err != nil || !reflect.DeepEqual(logged.Quality.Violations, Quality{Violations: want}.forLog().Violations) {
+		t.Errorf("audited quality %+v, %v; want the examples hashed", logged.Quality, err)
 	}
 
 	// Redacted: no examples; extremes only for public, non-identifying

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/operators"
@@ -94,6 +95,7 @@ func (s *Server) auth(who rule, h handler) http.HandlerFunc {
 		}
 		ctx := audit.WithCredential(r.Context(), cred.ID)
 		r = r.WithContext(ctx)
+		s.signedIn(ctx, r, p.Name, cred.ID)
 		if !who.allow(p) {
 			msg := fmt.Sprintf("%s (%s) may not %s %s; it is for %s", p.Name, strings.Join(p.Roles, ", "), r.Method, r.URL.Path, who.name)
 			s.denied(ctx, r, p.Name, http.StatusForbidden, msg)
@@ -105,6 +107,29 @@ func (s *Server) auth(who rule, h handler) http.HandlerFunc {
 		if sw.forbidden != "" {
 			s.denied(ctx, r, p.Name, http.StatusForbidden, sw.forbidden)
 		}
+	}
+}
+
+// SessionGap is how long a credential goes unused before its next use is
+// recorded as a new sign-in.
+const SessionGap = time.Hour
+
+// signedIn records principal signing in with credential id: its first use
+// since the server started, or since SessionGap without use.
+func (s *Server) signedIn(ctx context.Context, r *http.Request, principal, id string) {
+	now := s.now()
+	s.sessionsMu.Lock()
+	last, seen := s.sessions[id]
+	s.sessions[id] = now
+	s.sessionsMu.Unlock()
+	if seen && now.Sub(last) < SessionGap {
+		return
+	}
+	if _, err := s.log.Append(context.WithoutCancel(ctx), audit.Event{
+		Kind: "principal.signed_in", Principal: principal, Subject: "principal/" + principal,
+		Data: map[string]any{"credential": id, "remote": r.RemoteAddr},
+	}); err != nil {
+		slog.Error("record principal.signed_in", "err", err)
 	}
 }
 

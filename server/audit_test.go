@@ -85,3 +85,34 @@ func TestAuditEvents(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// A credential's first use, and its first use after an hour without, is
+// recorded as a sign-in; the uses between are not.
+func TestSignIns(t *testing.T) {
+	p := start(t)
+	ctx := context.Background()
+	count := func() int {
+		es, err := p.admin.AuditEvents(ctx, url.Values{"kind": {"principal.signed_in"}, "operator": {"acme"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	before := count() // the setup used the operator's token already
+	if before != 1 {
+		t.Fatalf("%d sign-ins after the setup, want 1", before)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := p.operator.Jobs(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count(); got != before {
+		t.Fatalf("%d sign-ins after three more calls within the hour, want %d", got, before)
+	}
+	p.clock.Add(int64(SessionGap.Seconds()) + 1)
+	p.operator.Jobs(ctx)
+	if got := count(); got != before+1 {
+		t.Fatalf("%d sign-ins after an hour idle, want %d", got, before+1)
+	}
+}

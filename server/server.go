@@ -100,6 +100,9 @@ type Server struct {
 	handler   http.Handler
 	stopSweep context.CancelFunc
 	swept     chan struct{}
+
+	sessionsMu sync.Mutex
+	sessions   map[string]time.Time // credential ID → last use, for sign-in records
 }
 
 // Open opens (creating on first start) the platform in cfg.Data and starts
@@ -138,7 +141,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, db: db, log: log, index: index.New(db, log), policy: policies.NewLive(policy),
+		cfg: cfg, db: db, log: log, index: index.New(db, log), policy: policies.NewLive(policy), sessions: map[string]time.Time{},
 		catalog:   datasets.NewCatalog(db, filepath.Join(cfg.Data, "datasets"), log),
 		directory: operators.NewDirectory(db, log),
 	}
