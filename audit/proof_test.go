@@ -449,3 +449,22 @@ func TestPublishedMustMatchLog(t *testing.T) {
 		t.Errorf("Publish on a rewritten log = %v, want ErrNotConsistent", err)
 	}
 }
+
+// A proof survives its trip through the API's wire form; a damaged hash is
+// refused.
+func TestWireProof(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	defer l.Close()
+	appendN(t, l, 0, 20)
+	proof, err := l.ConsistencyProof(5, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := WireProof{Old: 5, Size: 20, Hashes: EncodeHashes(proof)}.Proof()
+	if err != nil || len(back) != len(proof) || back[0] != proof[0] {
+		t.Fatalf("round trip: %v %v", back, err)
+	}
+	if _, err := (WireProof{Hashes: []string{"not base64!"}}).Proof(); err == nil {
+		t.Fatal("a damaged hash was accepted")
+	}
+}

@@ -5,7 +5,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Client talks to one dsbx server as one principal.
@@ -239,40 +237,18 @@ func (c *Client) Replay(ctx context.Context, id int64) (jobs.Replay, error) {
 	return out, err
 }
 
-// Proof is an inclusion or consistency proof as the server gives it.
-type Proof struct {
-	Seq    int64    `json:"seq,omitempty"`
-	Size   int64    `json:"size"`
-	Old    int64    `json:"old,omitempty"`
-	Record string   `json:"record,omitempty"`
-	Hashes []string `json:"proof"`
-}
-
-// Tlog decodes the proof's hashes.
-func (p Proof) Tlog() ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(p.Hashes))
-	for i, h := range p.Hashes {
-		b, err := base64.StdEncoding.DecodeString(h)
-		if err != nil || len(b) != tlog.HashSize {
-			return nil, fmt.Errorf("proof hash %d %q is not a base64 SHA-256", i, h)
-		}
-		copy(out[i][:], b)
-	}
-	return out, nil
-}
-
 // AuditInclusion returns entry seq with the proof that it is in the tree
 // of the first size entries (admin, regulator).
-func (c *Client) AuditInclusion(ctx context.Context, seq, size int64) (Proof, error) {
-	var out Proof
+func (c *Client) AuditInclusion(ctx context.Context, seq, size int64) (audit.WireProof, error) {
+	var out audit.WireProof
 	_, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/v1/audit/proof/inclusion?seq=%d&size=%d", seq, size), nil, &out)
 	return out, err
 }
 
 // AuditConsistency returns the proof that the log of old entries is a
 // prefix of the log of size entries.
-func (c *Client) AuditConsistency(ctx context.Context, old, size int64) (Proof, error) {
-	var out Proof
+func (c *Client) AuditConsistency(ctx context.Context, old, size int64) (audit.WireProof, error) {
+	var out audit.WireProof
 	_, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/v1/audit/proof/consistency?old=%d&new=%d", old, size), nil, &out)
 	return out, err
 }

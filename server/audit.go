@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"github.com/datasandbox/dsbx/audit/alerts"
 	"github.com/datasandbox/dsbx/audit/index"
 	"github.com/datasandbox/dsbx/operators"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // auditEvents answers GET /v1/audit/events: the entries a regulator's
@@ -125,25 +123,6 @@ func (s *Server) auditAlerts(w http.ResponseWriter, r *http.Request, p operators
 	writeJSON(w, http.StatusOK, nonNil(es))
 }
 
-// Proof is the answer of the proof endpoints: the stored hashes, standard
-// base64, that prove an entry's inclusion (with the entry's exact bytes)
-// or one tree's consistency with a later one.
-type Proof struct {
-	Seq    int64    `json:"seq,omitempty"`
-	Size   int64    `json:"size"`
-	Old    int64    `json:"old,omitempty"`
-	Record string   `json:"record,omitempty"`
-	Hashes []string `json:"proof"`
-}
-
-func hashes(hs []tlog.Hash) []string {
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = base64.StdEncoding.EncodeToString(h[:])
-	}
-	return out
-}
-
 // queryInt reads query parameter name as a number of at least 0.
 func queryInt(r *http.Request, name string) (int64, error) {
 	v := r.URL.Query().Get(name)
@@ -172,7 +151,7 @@ func (s *Server) inclusionProof(w http.ResponseWriter, r *http.Request, p operat
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Proof{Seq: seq, Size: size, Record: string(rec), Hashes: hashes(proof)})
+	writeJSON(w, http.StatusOK, audit.WireProof{Seq: seq, Size: size, Record: string(rec), Hashes: audit.EncodeHashes(proof)})
 }
 
 // consistencyProof answers GET /v1/audit/proof/consistency?old=&new=.
@@ -188,7 +167,7 @@ func (s *Server) consistencyProof(w http.ResponseWriter, r *http.Request, p oper
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, Proof{Old: old, Size: size, Hashes: hashes(proof)})
+	writeJSON(w, http.StatusOK, audit.WireProof{Old: old, Size: size, Hashes: audit.EncodeHashes(proof)})
 }
 
 // publishedCheckpoints answers GET /v1/audit/checkpoints: every checkpoint

@@ -69,7 +69,7 @@ func TestAuditEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs, err := proof.Tlog()
+	hs, err := proof.Proof()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -169,7 +169,7 @@ func auditCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hs, err := p.Tlog()
+			hs, err := p.Proof()
 			if err != nil {
 				return err
 			}
@@ -196,7 +196,7 @@ func serverConsistency(ctx context.Context, c *client.Client, saved audit.Checkp
 	if err != nil {
 		return err
 	}
-	hs, err := p.Tlog()
+	hs, err := p.Proof()
 	if err != nil {
 		return err
 	}
