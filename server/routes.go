@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"net/http"
 	"strconv"
 	"time"
@@ -15,8 +16,24 @@ import (
 // MaxUpload bounds a dataset upload.
 const MaxUpload = 64 << 30
 
+// patternMux is a ServeMux that remembers the patterns registered on it,
+// so that the API description can be checked against the real routes.
+type patternMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *patternMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
+// Routes lists the API's route patterns ("METHOD /path/{param}"), in the
+// order they are registered; the catch-all "/" is not among them.
+func (s *Server) Routes() []string { return slices.Clone(s.patterns) }
+
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := &patternMux{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "audit_size": s.log.Size(), "policy_bundle": s.policy.Engine().BundleHash()})
 	})
@@ -93,7 +110,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/audit/checkpoints", s.auth(anyone, s.publishedCheckpoints))
 	mux.HandleFunc("POST /v1/audit/checkpoints", s.auth(overseers, s.publishCheckpoint))
 	mux.HandleFunc("POST /v1/audit/replay/{id}", s.auth(overseers, s.replayJob))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.patterns = slices.Clone(mux.patterns)
+	mux.ServeMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no_route", fmt.Sprintf("no API route %s %s; see /v1/health", r.Method, r.URL.Path))
 	})
 	return mux

@@ -101,6 +101,8 @@ type Server struct {
 	stopSweep context.CancelFunc
 	swept     chan struct{}
 
+	patterns []string // the API's routes, for its description
+
 	sessionsMu sync.Mutex
 	sessions   map[string]time.Time // credential ID → last use, for sign-in records
 }
