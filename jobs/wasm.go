@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/operators"
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
 	"github.com/datasandbox/dsbx/sandbox/wasm"
 	"github.com/datasandbox/dsbx/sandbox/wasmjob"
@@ -143,4 +144,34 @@ func wasmColumns(a *Analysis, columns []string) []Output {
 		out = append(out, Output{Name: c, Fields: a.Fields, Aggregated: agg})
 	}
 	return out
+}
+
+// GuestLog returns what Wasm job id's guest wrote to its log, for output
+// checkers and regulators; the submitter never sees it (it was written
+// after reading the data). Each reading is recorded.
+func (s *Service) GuestLog(ctx context.Context, p operators.Principal, id int64) ([]byte, error) {
+	if !p.Has(operators.RoleReviewer) && !p.Has(operators.RoleRegulator) && !p.Has(operators.RoleAdmin) {
+		return nil, &operators.ForbiddenError{Msg: "only output checkers, regulators and the admin read a guest's log"}
+	}
+	j, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.Kind != KindWasm {
+		return nil, &operators.ConflictError{Msg: fmt.Sprintf("job %d is a %s job; only WebAssembly jobs have a guest log", id, j.Kind)}
+	}
+	if j.Operator == p.Name {
+		return nil, &operators.ForbiddenError{Msg: fmt.Sprintf("job %d is %s's own", id, p.Name)}
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, fmt.Sprint(id), "guest.log"))
+	if os.IsNotExist(err) {
+		b, err = nil, nil // the guest never ran, or wrote nothing
+	}
+	if err != nil {
+		return nil, fmt.Errorf("job %d: guest log: %w", id, err)
+	}
+	if _, err := s.appendAs(ctx, &j, p.Name, "review.guest_log_read", map[string]any{"bytes": len(b)}); err != nil {
+		return nil, err
+	}
+	return b, nil
 }

@@ -66,6 +66,7 @@ func TestWasmAdversarialJobs(t *testing.T) {
 	p.svc.SetClock(func() time.Time { return testNow })
 	p.start(t)
 	guests := hostileGuests(t, "loop", "membomb", "bigout", "panicky", "trapmid", "escape")
+	p.addReviewers(t, "check")
 	want := map[string]string{
 		"loop":    "time limit",
 		"membomb": "memory",
@@ -99,6 +100,16 @@ func TestWasmAdversarialJobs(t *testing.T) {
 			}
 			if strings.Contains(j.Error, "passwd") || strings.Contains(j.Error, "goroutine") {
 				t.Fatalf("the submitter sees what the guest wrote: %q", j.Error)
+			}
+			// What the guest wrote stays in quarantine, for output checkers.
+			if name == "panicky" {
+				log, err := p.svc.GuestLog(context.Background(), p.principal(t, "check"), j.ID)
+				if err != nil || !strings.Contains(string(log), "panic") {
+					t.Fatalf("the reviewer reads the guest's log: %v %q", err, log)
+				}
+				if _, err := p.svc.GuestLog(context.Background(), p.principal(t, "acme"), j.ID); err == nil {
+					t.Fatal("the submitter read its guest's log")
+				}
 			}
 		})
 	}
