@@ -4,7 +4,7 @@ GO       ?= go
 TAGS     := duckdb_arrow
 GOFLAGS  := -tags=$(TAGS)
 
-.PHONY: build test vet fmt-check bench clean guest-toolchains
+.PHONY: build test vet fmt-check bench clean guest-toolchains browser screenshots
 
 # The C guest SDK's toolchain, from Debian's packages; installed when missing
 # (CI runs as root). The Go guests need only Go.
@@ -14,16 +14,31 @@ build:
 	$(GO) build $(GOFLAGS) -o bin/dsbx ./cmd/dsbx
 
 # Every test: unit tests of each package, the adversarial sandbox tests and
-# the end-to-end tests that drive a real server over loopback.
-# Guest SDK tests fail, not skip, when their toolchain is missing.
-test: vet fmt-check guest-toolchains
-	DSBX_REQUIRE_GUEST_TOOLCHAINS=1 $(GO) test $(GOFLAGS) -count=1 -timeout 15m ./...
+# the end-to-end tests that drive a real server over loopback, and the web
+# console's tests in a real browser. Guest SDK and browser tests fail, not
+# skip, when their toolchain or browser is missing.
+test: vet fmt-check guest-toolchains browser
+	DSBX_REQUIRE_GUEST_TOOLCHAINS=1 DSBX_REQUIRE_BROWSER=1 $(GO) test $(GOFLAGS) -count=1 -timeout 15m ./...
+
+# Debian's Chromium and a Chinese font, for the console's end-to-end tests
+# and their screenshots; installed when missing (CI runs as root).
+BROWSER_PKGS := chromium fonts-wqy-microhei
+
+browser:
+	@if ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/truetype/wqy ]; then \
+		echo "installing $(BROWSER_PKGS) for the console tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PKGS); \
+	fi
 
 guest-toolchains:
 	@if ! command -v clang-14 >/dev/null || [ ! -f /usr/include/wasm32-wasi/stdio.h ]; then \
 		echo "installing the C guest toolchain: $(GUEST_PKGS)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(GUEST_PKGS); \
 	fi
+
+# The console's screenshots in docs/screenshots, for the README.
+screenshots: browser
+	DSBX_REQUIRE_BROWSER=1 DSBX_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test $(GOFLAGS) -count=1 -run Console ./server
 
 vet:
 	$(GO) vet $(GOFLAGS) ./...

@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
+	"github.com/datasandbox/dsbx/server/console"
 )
 
 // MaxUpload bounds a dataset upload.
@@ -37,6 +38,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "audit_size": s.log.Size(), "policy_bundle": s.policy.Engine().BundleHash()})
 	})
+	mux.HandleFunc("GET /v1/openapi.json", s.openAPI)
 	mux.HandleFunc("GET /v1/whoami", s.auth(anyone, func(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 		writeJSON(w, http.StatusOK, p)
 	}))
@@ -111,6 +113,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/audit/checkpoints", s.auth(overseers, s.publishCheckpoint))
 	mux.HandleFunc("POST /v1/audit/replay/{id}", s.auth(overseers, s.replayJob))
 	s.patterns = slices.Clone(mux.patterns)
+	// The web console (not an API route).
+	mux.ServeMux.Handle("GET /console/", http.StripPrefix("/console", console.Handler()))
+	mux.ServeMux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
 	mux.ServeMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no_route", fmt.Sprintf("no API route %s %s; see /v1/health", r.Method, r.URL.Path))
 	})
