@@ -200,6 +200,12 @@ func (c *Client) Inspect(ctx context.Context, id int64, format string, w io.Writ
 	return c.stream(ctx, fmt.Sprintf("/v1/jobs/%d/candidate?format=%s", id, url.QueryEscape(format)), w)
 }
 
+// GuestLog returns what Wasm job id's guest wrote to its log (output
+// checkers, regulators, the admin).
+func (c *Client) GuestLog(ctx context.Context, id int64) ([]byte, error) {
+	return c.raw(ctx, fmt.Sprintf("/v1/jobs/%d/guest-log", id))
+}
+
 // Budgets lists the differential-privacy budgets the caller may see.
 func (c *Client) Budgets(ctx context.Context) ([]jobs.Budget, error) {
 	var list []jobs.Budget

@@ -42,6 +42,9 @@ var (
 	stewards   = roles("the admin and the dataset's providers", operators.RoleAdmin, operators.RoleProvider)
 	overseers  = roles("the admin and regulators", operators.RoleAdmin, operators.RoleRegulator)
 	reviewers  = roles("output checkers", operators.RoleReviewer)
+	// inspectors read what stays in quarantine: output checkers, regulators
+	// and the admin.
+	inspectors = roles("output checkers, regulators and the admin", operators.RoleReviewer, operators.RoleRegulator, operators.RoleAdmin)
 	// actors are every role that changes something: everyone but a
 	// regulator, who only reads.
 	actors = roles("principals other than regulators", operators.RoleAdmin, operators.RoleProvider, operators.RoleOperator, operators.RoleResearcher, operators.RoleReviewer)

@@ -152,6 +152,7 @@ func TestRoleByEndpoint(t *testing.T) {
 		{"POST", fmt.Sprintf("/v1/jobs/%d/justification", job.ID), func(string) string { return `{"justification":"x"}` }, with(only(409, rOperator), rResearch, 404)},
 		{"POST", fmt.Sprintf("/v1/jobs/%d/review", job.ID), func(string) string { return `{"approve":true,"reason":"x"}` }, only(409, rReviewer)},
 		{"GET", "/v1/reviews", nil, only(200, rReviewer)},
+		{"GET", fmt.Sprintf("/v1/jobs/%d/guest-log", job.ID), nil, only(409, rReviewer, rRegulator, rAdmin)},
 		{"GET", fmt.Sprintf("/v1/jobs/%d/candidate", job.ID), nil, only(409, rReviewer)},
 		{"GET", "/v1/privacy/budgets", nil, all(200)},
 

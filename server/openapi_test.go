@@ -300,6 +300,7 @@ var accessRules = map[string]rule{
 	"stewards":             stewards,
 	"overseers":            overseers,
 	"reviewers":            reviewers,
+	"inspectors":           inspectors,
 	"actors":               actors,
 	"overseersAndStewards": overseersAndStewards,
 }

@@ -97,6 +97,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/justification", s.auth(requesters, s.justify))
 	mux.HandleFunc("POST /v1/jobs/{id}/review", s.auth(reviewers, s.review))
 	mux.HandleFunc("GET /v1/jobs/{id}/candidate", s.auth(reviewers, s.inspectResult))
+	mux.HandleFunc("GET /v1/jobs/{id}/guest-log", s.auth(inspectors, s.guestLog))
 	mux.HandleFunc("GET /v1/reviews", s.auth(reviewers, s.reviewQueue))
 	mux.HandleFunc("GET /v1/privacy/budgets", s.auth(anyone, s.budgets))
 
@@ -240,6 +241,21 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request, p operators.Pri
 		return
 	}
 	writeJSON(w, http.StatusOK, nonNil(list))
+}
+
+// guestLog answers with what a Wasm job's guest wrote to its log.
+func (s *Server) guestLog(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	id, ok := pathID(w, r, "job")
+	if !ok {
+		return
+	}
+	b, err := s.jobs.GuestLog(r.Context(), p, id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(b)
 }
 
 func (s *Server) fetchResult(w http.ResponseWriter, r *http.Request, p operators.Principal) {

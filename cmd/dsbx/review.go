@@ -84,7 +84,24 @@ func reviewCmd(g *globals) *cobra.Command {
 		},
 	}
 	show.Flags().StringVar(&format, "format", "csv", "csv, parquet or arrow")
-	cmd.AddCommand(list, show, decide(true), decide(false))
+	guestLog := &cobra.Command{
+		Use:   "guest-log JOB",
+		Short: "Print what a WebAssembly job's guest wrote to its log (kept in quarantine, never shown to the submitter)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("job id %q is not a number", args[0])
+			}
+			b, err := g.client().GuestLog(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	cmd.AddCommand(list, show, guestLog, decide(true), decide(false))
 	return cmd
 }
 

@@ -84,6 +84,8 @@ func TestWasmJobThroughCLI(t *testing.T) {
 	}
 	id := strings.TrimSuffix(strings.Fields(out)[1], ":")
 	checker := []string{"--token", strings.TrimSpace(e.must(t, append(admin, "principal", "add", "check", "--role", "reviewer")...))}
+	e.must(t, append(checker, "review", "guest-log", id)...) // the module writes no log; reading it works
+	e.fails(t, "the submitter reading its guest's log", []string{"HTTP 403"}, append(lab, "review", "guest-log", id)...)
 	if out := e.must(t, append(checker, "review", "approve", id, "--reason", "totals by district, as declared")...); !strings.Contains(out, "RELEASED") {
 		t.Fatalf("approved wasm job: %s", out)
 	}
