@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -215,6 +217,54 @@ func (d *walk) run(ctx context.Context) error {
 	}
 	d.say("    fetch refused: %v", err)
 
+	d.title("An output checker looks at what would be released, and rejects it")
+	_, ci, err := admin.AddPrincipal(ctx, operators.NewPrincipal{Name: "output-checker", Roles: []string{operators.RoleReviewer}, Organization: "杭州市数据资源管理局"})
+	if err != nil {
+		return err
+	}
+	checker := client.New(base, ci.Token)
+	var candidate bytes.Buffer
+	if err := checker.Inspect(ctx, held.ID, jobs.FormatCSV, &candidate); err != nil {
+		return err
+	}
+	lines := strings.Split(strings.TrimSpace(candidate.String()), "\n")
+	d.say("    the file job %d would release, suppressed cells blank (dsbx review show %d), first rows:", held.ID, held.ID)
+	for _, line := range lines[:min(4, len(lines))] {
+		d.say("      %s", line)
+	}
+	rejected, err := checker.Review(ctx, held.ID, jobs.ReviewRequest{Approve: false, Reason: "too many cells alone in their lines; widen the groups"})
+	if err != nil {
+		return err
+	}
+	if rejected.State != jobs.StateRejected {
+		return fmt.Errorf("job %d after rejection: %s", held.ID, rejected.State)
+	}
+	d.say("    job %d → %s: %s", held.ID, strings.ToUpper(rejected.State), rejected.Error)
+
+	d.title("A regulator re-runs the released job from the record (dsbx audit replay)")
+	_, ri, err := admin.AddPrincipal(ctx, operators.NewPrincipal{Name: "regulator", Roles: []string{operators.RoleRegulator}, Organization: "浙江省大数据发展管理局"})
+	if err != nil {
+		return err
+	}
+	regulator := client.New(base, ri.Token)
+	rp, err := regulator.Replay(ctx, released.ID)
+	if err != nil {
+		return err
+	}
+	if !rp.ResultMatches || !rp.ReleasedMatches {
+		return fmt.Errorf("replay of job %d does not match its record: %+v", released.ID, rp)
+	}
+	d.say("    job %d replayed: result sha256 %s… matches the record (audit entry %d)", released.ID, rp.ResultSHA256[:16], rp.Seq)
+	timeline, err := regulator.AuditEvents(ctx, url.Values{"job": {strconv.FormatInt(released.ID, 10)}})
+	if err != nil {
+		return err
+	}
+	var steps []string
+	for _, e := range timeline {
+		steps = append(steps, e.Kind)
+	}
+	d.say("    its timeline (dsbx audit log --job %d): %s", released.ID, strings.Join(steps, " → "))
+
 	d.title("The provider revokes the agreement: nothing more runs or leaves under it")
 	if _, _, err := providers["population"].ChangeAgreement(ctx, a.ID, "revoke", "the operator's licence was withdrawn"); err != nil {
 		return err
@@ -236,7 +286,7 @@ func (d *walk) run(ctx context.Context) error {
 	if err := d.verify(ctx, admin); err != nil {
 		return err
 	}
-	d.say("\nDemo complete: released, denied and held, every step in a verified audit log.")
+	d.say("\nDemo complete: released, denied, held and rejected, replayed by a regulator, every step in a verified audit log.")
 	return nil
 }
 
