@@ -3,9 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,8 +21,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/datasandbox/dsbx/client"
+	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/disclosure"
 	"github.com/datasandbox/dsbx/jobs"
+	"github.com/datasandbox/dsbx/operators"
+	"github.com/datasandbox/dsbx/privacy"
 	"github.com/datasandbox/dsbx/server/console"
 )
 
@@ -154,6 +161,8 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
@@ -384,6 +393,421 @@ func TestConsoleEndToEnd(t *testing.T) {
 			t.Errorf("dictionary keys without Chinese: %v", enKeys)
 		}
 		do(t, ctx, "switch back", chromedp.Click(chromedp.CSS("#lang-en")))
+	})
+
+	if ps := problems(); len(ps) > 0 {
+		t.Errorf("browser console errors:\n%s", strings.Join(ps, "\n"))
+	}
+}
+
+// xssSQL and xssPurpose carry markup that must be shown as text.
+const (
+	xssImg     = `<img src=x onerror="document.title='pwned'">`
+	xssScript  = `<script>document.title='pwned'</script>`
+	xssPurpose = "study " + xssImg + " " + xssScript
+)
+
+// xssSQL holds both in SQL string literals (quotes doubled); its result
+// is held (district maxima), so a reviewer sees it too.
+var xssSQL = "SELECT district, max(income) AS top FROM people WHERE district <> '" + strings.ReplaceAll(xssImg, "'", "''") +
+	"' AND district <> '" + strings.ReplaceAll(xssScript, "'", "''") + "' GROUP BY district"
+
+// TestConsoleRoles drives the console as every role: a provider answers an
+// application and an objection and reads the catalog's detail, an operator
+// follows its own jobs and justifies a held one, a researcher sees only its
+// own, a regulator and the admin read the dashboard (the regulator with no
+// action offered anywhere), and markup in a job's text stays inert.
+func TestConsoleRoles(t *testing.T) {
+	ctx, problems := browser(t)
+	p := start(t)
+	bg := context.Background()
+	toks := p.tokens(t)
+	lab := client.New(p.base, toks[rResearch])
+
+	// Setup: a held and a released job of acme, a job of another operator,
+	// a denied job, a DP budget partly spent, and a job carrying markup.
+	held := p.run(t, "SELECT district, max(income) AS top FROM people GROUP BY district")
+	if held.State != jobs.StateHeld {
+		t.Fatalf("setup: held job is %s", held.State)
+	}
+	released := p.run(t, "SELECT district, count(*) AS n FROM people WHERE district <> '临安区' GROUP BY district")
+	if released.State != jobs.StateReleased {
+		t.Fatalf("setup: released job is %s", released.State)
+	}
+	if j := p.run(t, "SELECT district, count(DISTINCT id_number) FROM people GROUP BY district"); j.State != jobs.StateDenied {
+		t.Fatalf("setup: denied job is %s", j.State)
+	}
+	beta := p.add(t, "beta", "", operators.RoleOperator)
+	p.agree(t, beta, operators.Approval{})
+	other, err := beta.Submit(bg, jobs.Request{Dataset: "people", SQL: "SELECT district, count(*) AS n FROM people WHERE district <> '临安区' GROUP BY district", Purpose: purpose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp := p.add(t, "dplab", "", operators.RoleOperator)
+	p.agree(t, dp, operators.Approval{
+		Fields: map[string]map[string]string{"people": {"district": "raw", "income": "raw"}},
+		Outputs: operators.OutputRules{Privacy: &privacy.Config{Mechanism: privacy.Laplace, Epsilon: 1, EpsilonPerJob: 0.4, PersonKey: "id_number",
+			MaxContributions: 1, Bounds: map[string][2]float64{"income": {0, 5000}}}},
+	})
+	if j, err := dp.Submit(bg, jobs.Request{Dataset: "people", SQL: "SELECT district, count(*) AS n, sum(income) AS total FROM people GROUP BY district", Purpose: purpose}); err != nil || j.State == jobs.StateDenied {
+		t.Fatalf("setup: DP job %s %v", j.State, err)
+	}
+	mallory := p.add(t, "mallory", "", operators.RoleOperator)
+	app, err := mallory.Apply(bg, operators.Request{Datasets: []operators.DatasetRequest{{Dataset: "people", Fields: []string{"district", "income"}}}, Purpose: xssPurpose, ValidUntil: "2027-06-30"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.provider.Approve(bg, app.ID, operators.Approval{}); err != nil {
+		t.Fatal(err)
+	}
+	xss, err := mallory.Submit(bg, jobs.Request{Dataset: "people", SQL: xssSQL, Purpose: xssPurpose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if xss, err = mallory.Wait(bg, xss.ID); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("markup job %d is %s", xss.ID, xss.State)
+
+	signOut := func(t *testing.T) {
+		t.Helper()
+		do(t, ctx, "sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	}
+	visibleViews := func(t *testing.T) []string {
+		t.Helper()
+		return eval[[]string](t, ctx, `[...document.querySelectorAll("#nav li:not([hidden]) button")].map(b => b.dataset.view)`)
+	}
+	do(t, ctx, "open the console", chromedp.Navigate(p.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+
+	t.Run("ProviderApprovesApplication", func(t *testing.T) {
+		app, err := lab.Apply(bg, operators.Request{
+			Datasets: []operators.DatasetRequest{{Dataset: "people", Fields: []string{"district", "income", "id_number"}}},
+			Purpose:  "income inequality study", Scenario: "peer-reviewed research", ValidUntil: "2027-11-22", Outputs: "district statistics",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		openApp := fmt.Sprintf(`#apps-list button[data-app="%d"]`, app.ID)
+		signIn(t, ctx, toks[rProvider], openApp)
+		if v := visibleViews(t); !slices.Equal(v, []string{"catalog", "applications", "objections"}) {
+			t.Errorf("provider's views %v", v)
+		}
+		due := eval[string](t, ctx, `document.querySelector('`+openApp+`').closest("tr").children[5].textContent`)
+		if !strings.HasPrefix(due, "2026-12-07 16:00:00") {
+			t.Errorf("due date shown %q, want 2026-12-07 16:00:00Z (end of 2026-12-07 CST)", due)
+		}
+		do(t, ctx, "open the application", chromedp.Click(chromedp.CSS(openApp)), chromedp.WaitVisible(chromedp.CSS("#approve-form")))
+		asked := eval[[]string](t, ctx, `[...document.querySelectorAll("#app table.asked tbody tr td:nth-child(2)")].map(e => e.textContent)`)
+		if !slices.Equal(asked, []string{"district", "income", "id_number"}) {
+			t.Errorf("fields asked shown %v", asked)
+		}
+		do(t, ctx, "narrow and approve",
+			chromedp.SetValue(chromedp.CSS("#form-people-income"), "generalised"),
+			chromedp.SetValue(chromedp.CSS("#form-people-id_number"), "none"),
+			chromedp.Click(chromedp.CSS("#ap-aggregates")),
+			chromedp.SendKeys(chromedp.CSS("#ap-mincell"), "15"),
+			chromedp.SendKeys(chromedp.CSS("#ap-note"), "identifiers are not needed"),
+		)
+		if sel := eval[string](t, ctx, `(s => s.selectedIndex + ":" + (s.selectedOptions[0] ? s.selectedOptions[0].textContent : ""))(document.querySelector("#form-people-id_number"))`); sel != "0:not granted" {
+			t.Errorf("id_number's form shows %q, want not granted", sel)
+		}
+		if term := eval[string](t, ctx, `document.querySelector("#app dl.facts").textContent`); !strings.Contains(term, "approval to 2027-11-22") {
+			t.Errorf("term shown in %q, want up to 2027-11-22", term)
+		}
+		do(t, ctx, "settle", chromedp.Blur(chromedp.CSS("#ap-note")), chromedp.Sleep(300*time.Millisecond))
+		screenshot(t, ctx, "applications")
+		do(t, ctx, "approve", chromedp.Click(chromedp.CSS("#app-approve")), chromedp.WaitVisible(chromedp.CSS("#app-result")))
+		got, err := p.admin.Application(bg, app.ID)
+		if err != nil || got.Status != operators.ApplicationApproved || got.AgreementID == 0 {
+			t.Fatalf("application after approval: %+v %v", got, err)
+		}
+		a, err := p.admin.Agreement(bg, got.AgreementID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Scope) != 1 || !maps.Equal(a.Scope[0].Fields, map[string]string{"district": "raw", "income": "generalised"}) ||
+			!a.Outputs.AggregatesOnly || a.Outputs.MinCellCount != 15 || a.Holder != "lab" {
+			t.Errorf("agreement %+v, want district raw, income generalised, aggregates only, 15 per cell", a)
+		}
+		if text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#app-result"))); !strings.Contains(text, strconv.FormatInt(a.ID, 10)) {
+			t.Errorf("result shown %q, want agreement %d", text, a.ID)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll("#apps-list tbody tr").length`); n != 0 {
+			t.Errorf("%d pending applications still listed", n)
+		}
+	})
+
+	t.Run("ProviderDecidesObjection", func(t *testing.T) {
+		o, err := p.operator.Object(bg, "people", "income", "my income is identifiable")
+		if err != nil {
+			t.Fatal(err)
+		}
+		openObj := fmt.Sprintf(`#objections-list button[data-objection="%d"]`, o.ID)
+		do(t, ctx, "open objections", chromedp.Click(chromedp.CSS(`#nav button[data-view="objections"]`)), chromedp.WaitVisible(chromedp.CSS(openObj)))
+		do(t, ctx, "dismiss",
+			chromedp.Click(chromedp.CSS(openObj)), chromedp.WaitVisible(chromedp.CSS("#objection-form")),
+			chromedp.SendKeys(chromedp.CSS("#objection-reason"), "incomes are bounded and aggregated"),
+			chromedp.Click(chromedp.CSS("#dismiss")), chromedp.WaitVisible(chromedp.CSS("#objection-result")),
+		)
+		list, err := p.admin.Objections(bg, "people", "")
+		if err != nil || len(list) != 1 || list[0].Status != datasets.ObjectionDismissed || list[0].Decider != "registry" {
+			t.Fatalf("objections after the decision: %+v %v", list, err)
+		}
+		// The catalog's detail: versions and objections of people.
+		do(t, ctx, "open the catalog", chromedp.Click(chromedp.CSS(`#nav button[data-view="catalog"]`)),
+			chromedp.Click(chromedp.CSS(`#catalog-list button[data-dataset="people"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#catalog-objections table")))
+		e, _ := p.admin.Dataset(bg, "people")
+		versions := eval[[]string](t, ctx, `[...document.querySelectorAll("#catalog-fields table.versions tbody tr td:first-child")].map(e => e.textContent)`)
+		if len(versions) != len(e.Versions) || versions[0] != e.Versions[0].ID {
+			t.Errorf("versions shown %v, want %d", versions, len(e.Versions))
+		}
+		objs := eval[[]string](t, ctx, `[...document.querySelectorAll("#catalog-objections tbody tr td:nth-child(7)")].map(e => e.textContent)`)
+		if !slices.Equal(objs, []string{"dismissed"}) {
+			t.Errorf("objections shown %v", objs)
+		}
+		signOut(t)
+	})
+
+	t.Run("OperatorSeesOwnJobs", func(t *testing.T) {
+		openHeld := fmt.Sprintf(`#jobs-list button[data-job="%d"]`, held.ID)
+		signIn(t, ctx, toks[rOperator], openHeld)
+		if v := visibleViews(t); !slices.Equal(v, []string{"catalog", "jobs"}) {
+			t.Errorf("operator's views %v", v)
+		}
+		listed := eval[[]string](t, ctx, `[...document.querySelectorAll("#jobs-list tbody tr td:nth-child(2)")].map(e => e.textContent)`)
+		mine, _ := p.operator.Jobs(bg)
+		if len(listed) != len(mine) || slices.ContainsFunc(listed, func(s string) bool { return s != "acme" }) {
+			t.Errorf("operators listed %v, want %d of acme's", listed, len(mine))
+		}
+		if n := eval[int](t, ctx, fmt.Sprintf(`document.querySelectorAll('#jobs-list button[data-job="%d"]').length`, other.ID)); n != 0 {
+			t.Errorf("beta's job %d is listed to acme", other.ID)
+		}
+		do(t, ctx, "open the held job", chromedp.Click(chromedp.CSS(openHeld)), chromedp.WaitVisible(chromedp.CSS("#justify-form")))
+		checks := eval[int](t, ctx, `document.querySelectorAll("#job table.checks tbody tr").length`)
+		if checks != len(held.Checks) {
+			t.Errorf("%d checks shown, the job has %d", checks, len(held.Checks))
+		}
+		const why = "district maxima are published yearly by the bureau"
+		do(t, ctx, "justify",
+			chromedp.SendKeys(chromedp.CSS("#justification"), why),
+			chromedp.Click(chromedp.CSS("#justify")), chromedp.WaitVisible(chromedp.CSS("#justify-result")))
+		j, err := p.admin.Job(bg, held.ID)
+		if err != nil || j.Review == nil || j.Review.Justification != why {
+			t.Fatalf("justification recorded: %+v %v", j.Review, err)
+		}
+		if text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#job-justification"))); text != why {
+			t.Errorf("justification shown %q", text)
+		}
+		do(t, ctx, "settle", chromedp.Blur(chromedp.CSS("#justify-result")), chromedp.Sleep(300*time.Millisecond))
+		screenshot(t, ctx, "jobs")
+		do(t, ctx, "open the released job",
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#jobs-list button[data-job="%d"]`, released.ID))),
+			chromedp.WaitVisible(chromedp.CSS("#fetch-result")), chromedp.Click(chromedp.CSS("#fetch-result")),
+			chromedp.WaitVisible(chromedp.CSS("#result-table")))
+		head := eval[[]string](t, ctx, `[...document.querySelectorAll("#result-table thead th")].map(e => e.textContent)`)
+		rows := eval[int](t, ctx, `document.querySelectorAll("#result-table tbody tr").length`)
+		if !slices.Equal(head, []string{"district", "n"}) || rows != 3 {
+			t.Errorf("released result shown: %v, %d rows", head, rows)
+		}
+		signOut(t)
+
+		// A researcher sees its jobs only, and no provider's or overseer's view.
+		signIn(t, ctx, toks[rResearch], "#jobs-list p, #jobs-list table")
+		if v := visibleViews(t); !slices.Equal(v, []string{"catalog", "jobs"}) {
+			t.Errorf("researcher's views %v", v)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll("#jobs-list tbody tr").length`); n != 0 {
+			t.Errorf("the researcher, with no job, sees %d", n)
+		}
+		signOut(t)
+	})
+
+	t.Run("RegulatorDashboard", func(t *testing.T) {
+		// What the charts must show, from the API.
+		type key struct{ day, outcome string }
+		segs := map[key]int{}
+		codes := map[string]int{}
+		cst := time.FixedZone("CST", 8*3600)
+		for _, kind := range []string{"job.", "result.released"} {
+			es, err := p.admin.AuditEvents(bg, url.Values{"kind": {kind}, "limit": {"1000"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				var d struct {
+					State    string `json:"state"`
+					Decision struct {
+						Reasons []struct{ Code string } `json:"reasons"`
+					} `json:"decision"`
+				}
+				json.Unmarshal(e.Data, &d)
+				o := map[string]string{"job.held": "held", "result.released": "released", "job.rejected": "rejected", "job.failed": "failed"}[e.Kind]
+				if e.Kind == "job.decided" && d.State == "denied" {
+					o = "denied"
+					seen := map[string]bool{}
+					for _, r := range d.Decision.Reasons {
+						if !seen[r.Code] {
+							seen[r.Code] = true
+							codes[r.Code]++
+						}
+					}
+				}
+				if o != "" {
+					segs[key{e.Time.In(cst).Format("2006-01-02"), o}]++
+				}
+			}
+		}
+		budgets, err := p.admin.Budgets(bg)
+		if err != nil || len(budgets) == 0 {
+			t.Fatalf("budgets %v %v", budgets, err)
+		}
+
+		signIn(t, ctx, toks[rRegulator], "#audit-filter")
+		if v := visibleViews(t); !slices.Equal(v, []string{"catalog", "applications", "objections", "jobs", "dashboard", "audit", "alerts"}) {
+			t.Errorf("regulator's views %v", v)
+		}
+		do(t, ctx, "open the dashboard", chromedp.Click(chromedp.CSS(`#nav button[data-view="dashboard"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#chart-jobs")), chromedp.WaitVisible(chromedp.CSS("#chart-denials")), chromedp.WaitVisible(chromedp.CSS("#chart-budgets")))
+		type drawn struct {
+			NS      string         `json:"ns"`
+			Segs    map[string]int `json:"segs"`
+			Codes   map[string]int `json:"codes"`
+			Spent   []float64      `json:"spent"`
+			Titles  int            `json:"titles"`
+			Tables  int            `json:"tables"`
+			Labeled bool           `json:"labeled"`
+		}
+		got := eval[drawn](t, ctx, `(() => {
+			const segs = {}, codes = {};
+			document.querySelectorAll("#chart-jobs rect.seg").forEach(r => { segs[r.parentNode.dataset.day + "/" + r.dataset.outcome] = Number(r.dataset.count); });
+			document.querySelectorAll("#chart-denials rect.hbar").forEach(r => { codes[r.dataset.code] = Number(r.dataset.count); });
+			const svgs = [...document.querySelectorAll("#view-dashboard svg")];
+			return {
+				ns: document.querySelector("#chart-jobs").namespaceURI,
+				segs, codes,
+				spent: [...document.querySelectorAll("#chart-budgets rect.budget-spent")].map(r => Number(r.dataset.spent)),
+				titles: svgs.filter(s => s.querySelector(":scope > title") && s.querySelector(":scope > desc")).length,
+				tables: document.querySelectorAll("#view-dashboard details.fallback table").length,
+				labeled: svgs.every(s => s.getAttribute("role") === "img" && s.getAttribute("aria-labelledby").split(" ").every(id => document.getElementById(id))),
+			};
+		})()`)
+		want := map[string]int{}
+		for k, n := range segs {
+			want[k.day+"/"+k.outcome] = n
+		}
+		if got.NS != "http://www.w3.org/2000/svg" || !maps.Equal(got.Segs, want) {
+			t.Errorf("jobs chart %s %v, want %v", got.NS, got.Segs, want)
+		}
+		if !maps.Equal(got.Codes, codes) || len(codes) == 0 {
+			t.Errorf("denials chart %v, want %v", got.Codes, codes)
+		}
+		if len(got.Spent) != len(budgets) || got.Spent[0] != budgets[0].Spent.Epsilon || budgets[0].Spent.Epsilon == 0 {
+			t.Errorf("budget bars %v, want %d with ε %v spent", got.Spent, len(budgets), budgets[0].Spent.Epsilon)
+		}
+		if got.Titles != 3 || got.Tables != 3 || !got.Labeled {
+			t.Errorf("charts: %d with title and desc, %d tables, labelled %v; want 3, 3, true", got.Titles, got.Tables, got.Labeled)
+		}
+		do(t, ctx, "settle", chromedp.Sleep(200*time.Millisecond))
+		screenshot(t, ctx, "dashboard")
+
+		// Read-only everywhere: no form or decision button in any view.
+		noActions := func(what string) {
+			t.Helper()
+			if n := eval[int](t, ctx, `document.querySelectorAll("main form.decision, #approve, #reject, #app-approve, #app-refuse, #uphold, #dismiss, #justify").length`); n != 0 {
+				t.Errorf("%s: %d decision controls offered to the regulator", what, n)
+			}
+		}
+		do(t, ctx, "applications", chromedp.Click(chromedp.CSS(`#nav button[data-view="applications"]`)),
+			chromedp.SetValue(chromedp.CSS("#a-status"), ""), chromedp.Click(chromedp.CSS("#apps-apply")),
+			chromedp.WaitVisible(chromedp.CSS(`#apps-list button[data-app]`)), chromedp.Click(chromedp.CSS(`#apps-list button[data-app]`)),
+			chromedp.WaitVisible(chromedp.CSS("#app")))
+		noActions("application")
+		do(t, ctx, "objections", chromedp.Click(chromedp.CSS(`#nav button[data-view="objections"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#objections-list button[data-objection]`)), chromedp.Click(chromedp.CSS(`#objections-list button[data-objection]`)),
+			chromedp.WaitVisible(chromedp.CSS("#objection")))
+		noActions("objection")
+		do(t, ctx, "jobs", chromedp.Click(chromedp.CSS(`#nav li:not([hidden]) button[data-view="jobs"]`)),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#jobs-list button[data-job="%d"]`, held.ID))),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#jobs-list button[data-job="%d"]`, held.ID))), chromedp.WaitVisible(chromedp.CSS("#job")))
+		noActions("held job")
+		signOut(t)
+
+		// The admin reads the same dashboard, and may not answer another
+		// agency's applications (only the provider does).
+		signIn(t, ctx, toks[rAdmin], "#audit-filter")
+		if v := visibleViews(t); !slices.Equal(v, []string{"catalog", "applications", "objections", "jobs", "dashboard", "audit", "alerts"}) {
+			t.Errorf("admin's views %v", v)
+		}
+		do(t, ctx, "admin's dashboard", chromedp.Click(chromedp.CSS(`#nav button[data-view="dashboard"]`)), chromedp.WaitVisible(chromedp.CSS("#chart-jobs rect.seg")))
+		signOut(t)
+	})
+
+	t.Run("XSSIsInert", func(t *testing.T) {
+		title := eval[string](t, ctx, `document.title`)
+		inert := func(t *testing.T, where string) {
+			t.Helper()
+			if got := eval[string](t, ctx, `document.title`); got != title {
+				t.Errorf("%s: document.title is %q, want %q", where, got, title)
+			}
+			if n := eval[int](t, ctx, `document.querySelectorAll("main img, main script, header img, header script").length`); n != 0 {
+				t.Errorf("%s: %d img or script elements in the views", where, n)
+			}
+		}
+		openJob := fmt.Sprintf(`#jobs-list button[data-job="%d"]`, xss.ID)
+		signIn(t, ctx, toks[rRegulator], "#audit-filter")
+		do(t, ctx, "regulator opens the job", chromedp.Click(chromedp.CSS(`#nav li:not([hidden]) button[data-view="jobs"]`)),
+			chromedp.WaitVisible(chromedp.CSS(openJob)), chromedp.Click(chromedp.CSS(openJob)), chromedp.WaitVisible(chromedp.CSS("#job-sql")))
+		time.Sleep(300 * time.Millisecond) // an onerror would fire by now
+		inert(t, "job detail")
+		sql, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#job-sql")))
+		purposeShown, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#job-purpose")))
+		if sql != xssSQL || purposeShown != xssPurpose {
+			t.Errorf("shown SQL %q and purpose %q, want them literally", sql, purposeShown)
+		}
+		listed := eval[bool](t, ctx, `[...document.querySelectorAll("#jobs-list td")].some(td => td.textContent === `+strconv.Quote(xssPurpose)+`)`)
+		if !listed {
+			t.Error("the purpose is not listed literally")
+		}
+		// The audit log holds the same text.
+		do(t, ctx, "audit", chromedp.Click(chromedp.CSS(`#nav button[data-view="audit"]`)), chromedp.WaitVisible(chromedp.CSS("#audit-list table")))
+		inert(t, "audit log")
+		signOut(t)
+
+		// A reviewer sees the held result, if it is held.
+		if xss.State == jobs.StateHeld {
+			openReview := fmt.Sprintf(`#reviews-list button[data-job="%d"]`, xss.ID)
+			signIn(t, ctx, toks[rReviewer], openReview)
+			do(t, ctx, "reviewer opens the job", chromedp.Click(chromedp.CSS(openReview)), chromedp.WaitVisible(chromedp.CSS("#candidate")))
+			time.Sleep(300 * time.Millisecond)
+			inert(t, "review")
+			if text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#review-job pre.sql"))); text != xssSQL {
+				t.Errorf("review shows SQL %q", text)
+			}
+			signOut(t)
+		} else {
+			// The reviewer still signs in: its queue shows only review.
+			signIn(t, ctx, toks[rReviewer], "#reviews-list p, #reviews-list table")
+			if v := visibleViews(t); !slices.Equal(v, []string{"catalog", "reviews"}) {
+				t.Errorf("reviewer's views %v", v)
+			}
+			signOut(t)
+		}
+	})
+
+	t.Run("LanguageSwitch", func(t *testing.T) {
+		signIn(t, ctx, toks[rRegulator], "#audit-filter")
+		do(t, ctx, "dashboard", chromedp.Click(chromedp.CSS(`#nav button[data-view="dashboard"]`)), chromedp.WaitVisible(chromedp.CSS("#chart-jobs")),
+			chromedp.Click(chromedp.CSS("#lang-zh")))
+		missing := eval[[]string](t, ctx, `[...document.querySelectorAll("[data-i18n]")].map(e => e.dataset.i18n).filter(k => !(k in I18N.zh))`)
+		if len(missing) > 0 {
+			t.Errorf("labels without Chinese: %v", missing)
+		}
+		if h, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#dashboard-heading"))); h != "监管看板" {
+			t.Errorf("dashboard heading in Chinese: %q", h)
+		}
+		do(t, ctx, "switch back", chromedp.Click(chromedp.CSS("#lang-en")))
+		signOut(t)
 	})
 
 	if ps := problems(); len(ps) > 0 {

@@ -1,7 +1,12 @@
-// Package console is the web console for reviewers and regulators: plain
-// HTML, CSS and JavaScript embedded in the binary, with no build step and
-// no external URL, so it works offline. It speaks only to the HTTP API of
-// the server that serves it, with the token the user signs in with.
+// Package console is the web console for every role: the catalog for all,
+// applications and objections for providers, their own jobs for operators
+// and researchers, the review queue for output checkers, and the audit log,
+// alerts and a dashboard of charts (inline SVG) for regulators and the
+// admin, who see everything read-only. Plain HTML, CSS and JavaScript are
+// embedded in the binary, with no build step and no external URL, so it
+// works offline. It speaks only to the HTTP API of the server that serves
+// it, with the token the user signs in with; the menu and every action
+// follow the roles of that token's principal.
 package console
 
 import (

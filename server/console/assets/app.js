@@ -106,6 +106,7 @@
           throw err;
         });
       }
+      if (opts.withHeaders) return resp.json().then(function (body) { return { body: body, headers: resp.headers }; });
       return opts.text ? resp.text() : resp.json();
     });
   }
@@ -116,6 +117,10 @@
 
   function hasRole(r) { return !!me && me.roles.indexOf(r) >= 0; }
   function isOverseer() { return hasRole("regulator") || hasRole("admin"); }
+  function isRequester() { return hasRole("operator") || hasRole("researcher"); }
+  // A regulator reads everything and changes nothing: no view offers it an
+  // action. Each action is offered only to the roles the API allows.
+  function readOnly() { return hasRole("regulator"); }
 
   function signIn(token) {
     sessionStorage.setItem(TOKEN_KEY, token);
@@ -129,10 +134,13 @@
       document.getElementById("nav").hidden = false;
       var items = document.querySelectorAll("#nav li[data-role]");
       for (var i = 0; i < items.length; i++) {
-        var need = items[i].getAttribute("data-role");
-        items[i].hidden = need === "overseer" ? !isOverseer() : !hasRole(need);
+        // data-role lists the roles that may see the view; "overseer" is
+        // the admin or a regulator.
+        items[i].hidden = !items[i].getAttribute("data-role").split(" ").some(function (need) {
+          return need === "overseer" ? isOverseer() : hasRole(need);
+        });
       }
-      show(hasRole("reviewer") ? "reviews" : isOverseer() ? "audit" : "catalog");
+      show(hasRole("reviewer") ? "reviews" : isOverseer() ? "audit" : hasRole("provider") ? "applications" : isRequester() ? "jobs" : "catalog");
     }, function (err) {
       sessionStorage.removeItem(TOKEN_KEY);
       me = null;
@@ -147,7 +155,8 @@
     me = null;
     document.getElementById("who").hidden = true;
     document.getElementById("nav").hidden = true;
-    ["catalog-list", "catalog-fields", "reviews-list", "review-detail", "audit-list", "timeline", "alerts-list", "status"].forEach(clear);
+    ["catalog-list", "catalog-fields", "reviews-list", "review-detail", "audit-list", "timeline", "alerts-list",
+      "apps-list", "app-detail", "objections-list", "objection-detail", "jobs-list", "job-detail", "dash-jobs", "dash-denials", "dash-budgets", "status"].forEach(clear);
     document.getElementById("token").value = "";
     show("signin");
   }
@@ -188,7 +197,24 @@
     box.appendChild(el("h3", { i18n: "catalog.fields", args: { name: d.name }, tabindex: "-1", id: "fields-heading" }));
     box.appendChild(table(null, ["col.name", "col.type", "col.sensitivity", "col.identifier", "col.description"],
       (d.fields || []).map(function (f) { return [f.name, f.type || "", f.sensitivity || "", f.identifier || "", f.description || ""]; })));
+    box.appendChild(el("h4", { i18n: "catalog.versions", args: { name: d.name } }));
+    var versions = d.versions || [];
+    if (!versions.length) box.appendChild(el("p", { i18n: "none" }));
+    else box.appendChild(table(null, ["col.version", "col.rows", "col.status", "col.created"], versions.map(function (v) {
+      return [el("code", { text: v.id }), String(v.rows), v.status + (v.status_reason ? " (" + v.status_reason + ")" : ""), fmtTime(v.created_at)];
+    }), "data versions"));
+    box.appendChild(el("h4", { i18n: "catalog.objections", args: { name: d.name } }));
+    var obj = el("div", { id: "catalog-objections" }, [el("p", { i18n: "loading" })]);
+    box.appendChild(obj);
     document.getElementById("fields-heading").focus();
+    return api("/v1/objections?dataset=" + encodeURIComponent(d.name)).then(function (list) {
+      while (obj.firstChild) obj.removeChild(obj.firstChild);
+      if (!list.length) { obj.appendChild(el("p", { i18n: "obj.empty" })); return; }
+      obj.appendChild(objectionTable(list, false));
+    }).catch(function (err) {
+      while (obj.firstChild) obj.removeChild(obj.firstChild);
+      obj.appendChild(el("p", { class: "error", i18n: "error", args: { msg: err.message } }));
+    });
   }
 
   // Review queue: held results, their checks, remedies and candidate file.
@@ -325,6 +351,500 @@
     }
     box.appendChild(art);
     document.getElementById("review-job-heading").focus();
+  }
+
+  function facts(pairs) {
+    var dl = el("dl", { class: "facts" });
+    pairs.forEach(function (p) {
+      if (p === null) return;
+      dl.appendChild(el("dt", { i18n: p[0] }));
+      dl.appendChild(p[1] instanceof Node ? el("dd", {}, [p[1]]) : el("dd", { text: p[1] === undefined || p[1] === null ? "" : String(p[1]), id: p[2] || null }));
+    });
+    return dl;
+  }
+
+  // termDay is the day (China Standard Time) a term starts on, or, for its
+  // end (an exclusive instant, the next midnight), the last day it covers.
+  // A plain day is shown as given.
+  function termDay(s, end) {
+    if (!s) return "";
+    if (/^\d{4}-\d{2}-\d{2}$/.test(s)) return s;
+    var ms = Date.parse(s);
+    if (isNaN(ms)) return String(s);
+    return new Date(ms - (end ? 1 : 0) + 8 * 3600 * 1000).toISOString().slice(0, 10);
+  }
+
+  // Applications (providers answer; the admin and regulators read).
+  loaders.applications = function () { clear("app-detail"); return loadApplications(); };
+
+  function loadApplications() {
+    var form = document.getElementById("apps-filter");
+    var q = new URLSearchParams();
+    if (form.elements.status.value) q.set("status", form.elements.status.value);
+    if (form.elements.overdue.checked) q.set("overdue", "true");
+    return api("/v1/applications?" + q.toString()).then(function (list) {
+      var box = clear("apps-list");
+      if (!list.length) { box.appendChild(el("p", { i18n: "apps.empty", id: "apps-empty" })); return; }
+      box.appendChild(table("apps.caption", ["col.id", "col.applicant", "col.datasets", "col.purpose", "col.submitted", "col.due", "col.status", "col.actions"],
+        list.map(function (a) {
+          var due = el("td", { class: a.overdue ? "overdue" : "" }, [fmtTime(a.due_at)]);
+          if (a.overdue) due.appendChild(el("span", { class: "verdict v-fail", i18n: "apps.overdue" }));
+          return [String(a.id), a.applicant, (a.datasets || []).map(function (d) { return d.dataset; }).join(", "), a.purpose, fmtTime(a.submitted_at), due, a.status,
+            el("button", { type: "button", class: "small", i18n: "open", "data-app": a.id, "aria-label": "application " + a.id, on: { click: function () { openApplication(a.id); } } })];
+        }), "data applications"));
+    }).catch(failed);
+  }
+
+  var FORMS = ["raw", "masked", "hashed", "generalised"];
+
+  function openApplication(id) {
+    return api("/v1/applications/" + id).then(renderApplication).catch(failed);
+  }
+
+  function renderApplication(a) {
+    var box = clear("app-detail");
+    var art = el("article", { id: "app", "data-app": a.id });
+    art.appendChild(el("h3", { i18n: "apps.one", args: { id: a.id }, tabindex: "-1", id: "app-heading" }));
+    art.appendChild(facts([
+      ["col.applicant", a.applicant], ["col.kind", a.kind], ["col.purpose", a.purpose], ["apps.scenario", a.scenario || ""],
+      ["apps.term", t("apps.termdays", { from: a.valid_from ? termDay(a.valid_from, false) : t("apps.onapproval"), until: termDay(a.valid_until, true) })], ["apps.outputs", a.outputs || ""],
+      ["col.submitted", fmtTime(a.submitted_at)], ["col.due", fmtTime(a.due_at) + (a.overdue ? " (" + t("apps.overdue") + ")" : "")],
+      ["col.status", a.status, "app-status"],
+      a.decided_by ? ["apps.decidedby", a.decided_by + " " + fmtTime(a.decided_at)] : null,
+      a.reason ? ["col.reason", a.reason] : null,
+      a.agreement_id ? ["apps.agreement", String(a.agreement_id)] : null
+    ]));
+    var canDecide = a.status === "pending" && hasRole("provider") && !readOnly();
+    // What is asked, and, for the provider, the form to grant each field in.
+    var rows = [];
+    (a.datasets || []).forEach(function (d) {
+      (d.fields || []).forEach(function (f) {
+        var cell = f;
+        if (canDecide) {
+          var sel = el("select", { class: "form-select", "data-dataset": d.dataset, "data-field": f, "aria-label": d.dataset + "." + f,
+            id: "form-" + d.dataset + "-" + f }, [el("option", { value: "none", i18n: "form.none" })].concat(FORMS.map(function (m) {
+            return el("option", { value: m, i18n: "form." + m });
+          })));
+          sel.value = "raw";
+          cell = sel;
+        }
+        rows.push([d.dataset + (d.version ? "@" + d.version : ""), f, cell]);
+      });
+    });
+    art.appendChild(table("apps.asked", ["col.dataset", "col.field", canDecide ? "col.form" : "col.actions"].slice(0, canDecide ? 3 : 2),
+      rows.map(function (r) { return canDecide ? r : r.slice(0, 2); }), "data asked"));
+    if (canDecide) {
+      var form = el("form", { id: "approve-form", class: "decision" }, [
+        el("fieldset", {}, [
+          el("legend", { i18n: "apps.approve.legend" }),
+          el("p", { i18n: "apps.approve.help" }),
+          el("label", { for: "ap-until", i18n: "apps.until" }),
+          el("input", { id: "ap-until", name: "valid_until", type: "date", max: termDay(a.valid_until, true) }),
+          el("label", { for: "ap-aggregates" }, [el("input", { id: "ap-aggregates", name: "aggregates_only", type: "checkbox" }), " ", el("span", { i18n: "apps.aggregates" })]),
+          el("label", { for: "ap-mincell", i18n: "apps.mincell" }),
+          el("input", { id: "ap-mincell", name: "min_cell_count", type: "number", min: "0", step: "1" }),
+          el("label", { for: "ap-note", i18n: "apps.note" }),
+          el("textarea", { id: "ap-note", name: "note", rows: "2" }),
+          el("div", { class: "actions" }, [el("button", { type: "submit", id: "app-approve", class: "approve", i18n: "apps.approve" })])
+        ])
+      ]);
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var fields = {};
+        var sels = art.querySelectorAll("select.form-select");
+        for (var i = 0; i < sels.length; i++) {
+          var ds = sels[i].getAttribute("data-dataset");
+          if (!fields[ds]) fields[ds] = {};
+          if (FORMS.indexOf(sels[i].value) >= 0) fields[ds][sels[i].getAttribute("data-field")] = sels[i].value;
+        }
+        Object.keys(fields).forEach(function (k) { if (!Object.keys(fields[k]).length) delete fields[k]; });
+        var body = { fields: fields, outputs: { aggregates_only: document.getElementById("ap-aggregates").checked } };
+        var mc = document.getElementById("ap-mincell").value.trim();
+        if (mc) body.outputs.min_cell_count = parseInt(mc, 10);
+        var until = document.getElementById("ap-until").value;
+        if (until) body.valid_until = until;
+        var note = document.getElementById("ap-note").value.trim();
+        if (note) body.note = note;
+        decide("/v1/applications/" + a.id + "/approve", body, art, function (r) {
+          return el("p", { id: "app-result", class: "result state-released", role: "status", i18n: "apps.approved", args: { id: r.agreement.id } });
+        });
+      });
+      art.appendChild(form);
+      var refuse = el("form", { id: "refuse-form", class: "decision" }, [
+        el("fieldset", {}, [
+          el("legend", { i18n: "apps.refuse.legend" }),
+          el("label", { for: "refuse-reason", i18n: "review.reason" }),
+          el("textarea", { id: "refuse-reason", name: "reason", rows: "2", required: true }),
+          el("div", { class: "actions" }, [el("button", { type: "submit", id: "app-refuse", class: "reject", i18n: "apps.refuse" })])
+        ])
+      ]);
+      refuse.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var reason = document.getElementById("refuse-reason").value.trim();
+        if (!reason) { status("review.needreason", null, true); return; }
+        decide("/v1/applications/" + a.id + "/refuse", { reason: reason }, art, function () {
+          return el("p", { id: "app-result", class: "result state-rejected", role: "status", i18n: "apps.refused" });
+        });
+      });
+      art.appendChild(refuse);
+    }
+    box.appendChild(art);
+    document.getElementById("app-heading").focus();
+  }
+
+  // decide posts an answer from the forms inside art, replaces them with
+  // done(answer) and reloads the list.
+  function decide(path, body, art, done) {
+    var buttons = art.querySelectorAll("form button");
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
+    return api(path, { method: "POST", body: body }).then(function (r) {
+      var forms = art.querySelectorAll("form");
+      var msg = done(r);
+      for (var k = 0; k < forms.length; k++) forms[k].remove();
+      art.appendChild(msg);
+      var st = art.querySelector("#app-status, #objection-status");
+      if (st) st.textContent = (r.application || r.objection || {}).status || st.textContent;
+      if (path.indexOf("/v1/applications/") === 0) loadApplications(); else loadObjections();
+    }).catch(function (err) {
+      for (var i = 0; i < buttons.length; i++) buttons[i].disabled = false;
+      failed(err);
+    });
+  }
+
+  // Objections (the provider or the admin decides; regulators read).
+  loaders.objections = function () { clear("objection-detail"); return loadObjections(); };
+
+  function objectionTable(list, actions) {
+    var cols = ["col.id", "col.dataset", "col.field", "col.reason", "col.filer", "col.submitted", "col.status", "obj.decision"];
+    if (actions) cols.push("col.actions");
+    return table(actions ? "obj.caption" : null, cols, list.map(function (o) {
+      var r = [String(o.id), o.dataset, o.field || "", o.reason, o.filer, fmtTime(o.filed_at), o.status,
+        o.decision ? o.decision + (o.decider ? " (" + o.decider + ")" : "") : ""];
+      if (actions) r.push(el("button", { type: "button", class: "small", i18n: "open", "data-objection": o.id, "aria-label": "objection " + o.id, on: { click: function () { renderObjection(o); } } }));
+      return r;
+    }), "data objections");
+  }
+
+  function loadObjections() {
+    return api("/v1/objections").then(function (list) {
+      var box = clear("objections-list");
+      if (!list.length) { box.appendChild(el("p", { i18n: "obj.empty", id: "objections-empty" })); return; }
+      box.appendChild(objectionTable(list, true));
+    }).catch(failed);
+  }
+
+  function renderObjection(o) {
+    var box = clear("objection-detail");
+    var art = el("article", { id: "objection", "data-objection": o.id });
+    art.appendChild(el("h3", { i18n: "obj.one", args: { id: o.id }, tabindex: "-1", id: "objection-heading" }));
+    art.appendChild(facts([
+      ["col.dataset", o.dataset], ["col.field", o.field || t("obj.whole")], ["col.reason", o.reason], ["col.filer", o.filer],
+      ["col.submitted", fmtTime(o.filed_at)], ["col.status", o.status, "objection-status"],
+      o.decision ? ["obj.decision", o.decision + (o.decider ? " (" + o.decider + ", " + fmtTime(o.decided_at) + ")" : "")] : null
+    ]));
+    if (o.status === "open" && (hasRole("provider") || hasRole("admin")) && !readOnly()) {
+      var form = el("form", { id: "objection-form", class: "decision" }, [
+        el("fieldset", {}, [
+          el("legend", { i18n: "obj.decide" }),
+          el("p", { i18n: "obj.help" }),
+          el("label", { for: "objection-reason", i18n: "review.reason" }),
+          el("textarea", { id: "objection-reason", name: "reason", rows: "3", required: true }),
+          el("div", { class: "actions" }, [
+            el("button", { type: "submit", id: "uphold", value: "uphold", class: "reject", i18n: "obj.uphold" }),
+            el("button", { type: "submit", id: "dismiss", value: "dismiss", i18n: "obj.dismiss" })
+          ])
+        ])
+      ]);
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var uphold = !!(ev.submitter && ev.submitter.value === "uphold");
+        var reason = document.getElementById("objection-reason").value.trim();
+        if (!reason) { status("review.needreason", null, true); return; }
+        decide("/v1/objections/" + o.id + "/decision", { uphold: uphold, reason: reason }, art, function (r) {
+          return el("p", { id: "objection-result", class: "result", role: "status", i18n: "obj.done",
+            args: { status: r.objection.status, stopped: (r.stopped_jobs || []).length, released: (r.released_jobs || []).length } });
+        });
+      });
+      art.appendChild(form);
+    }
+    box.appendChild(art);
+    document.getElementById("objection-heading").focus();
+  }
+
+  // Jobs: a requester's own (the server returns only those), or every job
+  // for the admin and regulators.
+  loaders.jobs = function () {
+    clear("job-detail");
+    var h = document.getElementById("jobs-heading");
+    h.setAttribute("data-i18n", isRequester() ? "jobs.mine" : "jobs.title");
+    h.textContent = t(h.getAttribute("data-i18n"));
+    return loadJobs();
+  };
+
+  function loadJobs() {
+    return api("/v1/jobs").then(function (list) {
+      var box = clear("jobs-list");
+      if (!list.length) { box.appendChild(el("p", { i18n: "jobs.empty", id: "jobs-empty" })); return; }
+      list.sort(function (a, b) { return b.id - a.id; });
+      box.appendChild(table("jobs.caption", ["col.job", "col.operator", "col.dataset", "col.purpose", "col.state", "col.submitted", "col.actions"],
+        list.map(function (j) {
+          return [String(j.id), j.operator, j.dataset, j.purpose, el("td", {}, [el("span", { class: "state s-" + j.state, text: j.state })]), fmtTime(j.created_at),
+            el("button", { type: "button", class: "small", i18n: "open", "data-job": j.id, "aria-label": "job " + j.id, on: { click: function () { openJob(j.id); } } })];
+        }), "data jobs"));
+    }).catch(failed);
+  }
+
+  function openJob(id) {
+    return api("/v1/jobs/" + id).then(renderJob).catch(failed);
+  }
+
+  function renderJob(j) {
+    var box = clear("job-detail");
+    var art = el("article", { class: "job", id: "job", "data-job": j.id });
+    art.appendChild(el("h3", { i18n: "review.job", args: { id: j.id }, tabindex: "-1", id: "job-heading" }));
+    art.appendChild(facts([
+      ["col.operator", j.operator], ["col.dataset", j.dataset + (j.version ? " @ " + j.version.slice(0, 12) : "")],
+      ["col.purpose", j.purpose, "job-purpose"], ["col.state", j.state, "job-state"],
+      ["col.submitted", fmtTime(j.created_at)], ["jobs.updated", fmtTime(j.updated_at)],
+      j.agreement_id ? ["apps.agreement", String(j.agreement_id)] : null,
+      j.error ? ["jobs.error", j.error] : null
+    ]));
+    if (j.sql) { art.appendChild(el("h4", { i18n: "review.sql" })); art.appendChild(el("pre", { class: "sql", id: "job-sql", text: j.sql })); }
+    var reasons = (j.decision && j.decision.reasons) || [];
+    if (reasons.length) {
+      art.appendChild(el("h4", { i18n: "jobs.reasons" }));
+      art.appendChild(table(null, ["col.code", "col.message"], reasons.map(function (r) { return [r.code, r.message + (r.field ? " (" + r.field + ")" : "")]; }), "data reasons"));
+    }
+    var checks = j.checks || [];
+    art.appendChild(el("h4", { i18n: "review.checks" }));
+    if (!checks.length) art.appendChild(el("p", { i18n: "none" }));
+    else art.appendChild(table(null, ["col.check", "col.verdict", "col.detail"], checks.map(function (c) {
+      return [c.check, el("td", {}, [el("span", { class: "verdict v-" + c.verdict, text: c.verdict })]), c.detail];
+    }), "data checks"));
+    var remedies = j.remedies || [];
+    art.appendChild(el("h4", { i18n: "review.remedies" }));
+    if (!remedies.length) art.appendChild(el("p", { i18n: "review.noremedies" }));
+    else art.appendChild(table(null, ["col.row", "col.column", "col.action", "col.reason"], remedies.map(function (m) {
+      return [String(m.row), m.column, m.action, m.reason];
+    }), "data remedies"));
+    if (j.review) {
+      art.appendChild(el("h4", { i18n: "jobs.review" }));
+      art.appendChild(facts([["col.required", String(j.review.required)]]));
+      if (j.review.justification) {
+        art.appendChild(el("h4", { i18n: "review.justification" }));
+        art.appendChild(el("blockquote", { id: "job-justification", text: j.review.justification }));
+      }
+      var ds = j.review.decisions || [];
+      if (ds.length) art.appendChild(table(null, ["col.reviewer", "col.verdict", "col.reason", "col.time"], ds.map(function (d) {
+        return [d.reviewer, t(d.approve ? "review.approve" : "review.reject"), d.reason, fmtTime(d.at)];
+      }), "data decisions"));
+    }
+    var own = me && j.operator === me.name && isRequester();
+    if (own && j.state === "held") {
+      var form = el("form", { id: "justify-form", class: "decision" }, [
+        el("fieldset", {}, [
+          el("legend", { i18n: "jobs.justify" }),
+          el("p", { i18n: "jobs.justify.help" }),
+          el("label", { for: "justification", i18n: "jobs.justification" }),
+          el("textarea", { id: "justification", name: "justification", rows: "3", required: true }),
+          el("div", { class: "actions" }, [el("button", { type: "submit", id: "justify", i18n: "jobs.send" })])
+        ])
+      ]);
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var text = document.getElementById("justification").value.trim();
+        if (!text) return;
+        var b = document.getElementById("justify");
+        b.disabled = true;
+        api("/v1/jobs/" + j.id + "/justification", { method: "POST", body: { justification: text } }).then(function (after) {
+          renderJob(after);
+          var done = el("p", { id: "justify-result", class: "result", role: "status", i18n: "jobs.justified" });
+          document.getElementById("job").appendChild(done);
+        }).catch(function (err) { b.disabled = false; failed(err); });
+      });
+      art.appendChild(form);
+    }
+    if (own && j.state === "released") {
+      var preview = el("div", { id: "job-preview" });
+      art.appendChild(el("button", { type: "button", id: "fetch-result", i18n: "jobs.fetch", on: { click: function (ev) {
+        ev.currentTarget.disabled = true;
+        api("/v1/jobs/" + j.id + "/result?format=csv", { text: true }).then(function (text) {
+          var rows = parseCSV(text), header = rows[0] || [], body = rows.slice(1, 21);
+          while (preview.firstChild) preview.removeChild(preview.firstChild);
+          preview.appendChild(el("table", { class: "data", id: "result-table" }, [
+            el("caption", { i18n: "jobs.preview", args: { n: body.length, total: Math.max(rows.length - 1, 0) } }),
+            el("thead", {}, [el("tr", {}, header.map(function (h) { return el("th", { scope: "col", text: h }); }))]),
+            el("tbody", {}, body.map(function (r) { return el("tr", {}, header.map(function (h, c) { return el("td", { text: r[c] === undefined ? "" : r[c] }); })); }))
+          ]));
+        }).catch(failed);
+      } } }));
+      art.appendChild(preview);
+    }
+    box.appendChild(art);
+    document.getElementById("job-heading").focus();
+  }
+
+  // ---- dashboard (regulators and the admin) -------------------------------
+
+  // The SVG namespace name (an identifier, never fetched), joined so that
+  // no asset spells out a URL.
+  var SVG = ["http", "//www.w3.org/2000/svg"].join(":");
+  function svg(tag, attrs, children) {
+    var e = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") e.textContent = String(attrs[k]);
+      else if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, String(attrs[k]));
+    });
+    (children || []).forEach(function (c) { if (c) e.appendChild(c); });
+    return e;
+  }
+
+  var OUTCOMES = ["denied", "held", "released", "rejected", "failed"];
+  var chartSeq = 0;
+
+  // auditAll follows the X-Audit-Next cursor until the filter is exhausted.
+  function auditAll(query, acc) {
+    acc = acc || [];
+    return api("/v1/audit/events?" + query + "&limit=1000", { withHeaders: true }).then(function (r) {
+      acc = acc.concat(r.body);
+      var next = r.headers.get("X-Audit-Next");
+      if (next && r.body.length === 1000) return auditAll(query.replace(/&after=\d+$/, "") + "&after=" + next, acc);
+      return acc;
+    });
+  }
+
+  // cstDay is the day of a time in China Standard Time.
+  function cstDay(s) { return new Date(Date.parse(s) + 8 * 3600 * 1000).toISOString().slice(0, 10); }
+
+  function outcomeOf(e) {
+    switch (e.kind) {
+      case "job.decided": return e.data && e.data.state === "denied" ? "denied" : null;
+      case "job.held": return "held";
+      case "result.released": return "released";
+      case "job.rejected": return "rejected";
+      case "job.failed": return "failed";
+    }
+    return null;
+  }
+
+  // chart wraps an SVG drawing with its accessible title and description,
+  // a visible legend and a table of the same numbers.
+  function chart(box, id, titleKey, descKey, descArgs, width, height, draw, tbl) {
+    var n = ++chartSeq;
+    box.appendChild(el("h3", { i18n: titleKey, id: id + "-title" }));
+    var s = svg("svg", { id: id, class: "chart", width: width, height: height, viewBox: "0 0 " + width + " " + height, role: "img",
+      "aria-labelledby": "svgt" + n + " svgd" + n, focusable: "false" });
+    s.appendChild(svg("title", { id: "svgt" + n, text: t(titleKey) }));
+    s.appendChild(svg("desc", { id: "svgd" + n, text: t(descKey, descArgs) }));
+    draw(s);
+    box.appendChild(el("figure", { class: "chart" }, [s]));
+    var det = el("details", { class: "fallback" }, [el("summary", { i18n: "dash.table" }), tbl]);
+    det.open = true;
+    box.appendChild(det);
+  }
+
+  loaders.dashboard = function () {
+    ["dash-jobs", "dash-denials", "dash-budgets"].forEach(function (b) { clear(b).appendChild(el("p", { i18n: "loading" })); });
+    var events = Promise.all([auditAll("kind=job."), auditAll("kind=result.released")]).then(function (r) {
+      var all = r[0].concat(r[1]);
+      drawJobs(all);
+      drawDenials(r[0]);
+    });
+    var budgets = api("/v1/privacy/budgets").then(drawBudgets);
+    return Promise.all([events, budgets]).catch(failed);
+  };
+
+  function drawJobs(entries) {
+    var box = clear("dash-jobs");
+    var days = {}, max = 0;
+    entries.forEach(function (e) {
+      var o = outcomeOf(e);
+      if (!o) return;
+      var d = cstDay(e.time);
+      days[d] = days[d] || { denied: 0, held: 0, released: 0, rejected: 0, failed: 0 };
+      days[d][o]++;
+    });
+    var list = Object.keys(days).sort();
+    list.forEach(function (d) { var tot = 0; OUTCOMES.forEach(function (o) { tot += days[d][o]; }); max = Math.max(max, tot); });
+    var barW = 48, gap = 24, left = 44, top = 12, plotH = 200, W = Math.max(360, left + list.length * (barW + gap) + gap), H = top + plotH + 40;
+    var tbl = table("dash.jobs.table", ["col.day"].concat(OUTCOMES.map(function (o) { return "dec." + o; })),
+      list.map(function (d) { return [d].concat(OUTCOMES.map(function (o) { return String(days[d][o]); })); }), "data dash-jobs-table");
+    chart(box, "chart-jobs", "dash.jobs", "dash.jobs.desc", { days: list.length }, W, H, function (s) {
+      s.appendChild(svg("line", { class: "axis", x1: left, y1: top + plotH, x2: W - 4, y2: top + plotH }));
+      s.appendChild(svg("text", { class: "tick", x: left - 6, y: top + 10, "text-anchor": "end", text: String(max) }));
+      s.appendChild(svg("text", { class: "tick", x: left - 6, y: top + plotH, "text-anchor": "end", text: "0" }));
+      list.forEach(function (d, i) {
+        var x = left + gap + i * (barW + gap), y = top + plotH;
+        var g = svg("g", { class: "bar", "data-day": d });
+        OUTCOMES.forEach(function (o) {
+          var c = days[d][o];
+          if (!c) return;
+          var h = max ? c / max * plotH : 0;
+          y -= h;
+          g.appendChild(svg("rect", { class: "seg o-" + o, x: x, y: y, width: barW, height: h, "data-outcome": o, "data-count": c }, [
+            svg("title", { text: d + " " + t("dec." + o) + ": " + c })]));
+        });
+        g.appendChild(svg("text", { class: "tick", x: x + barW / 2, y: top + plotH + 16, "text-anchor": "middle", text: d.slice(5) }));
+        s.appendChild(g);
+      });
+    }, tbl);
+    box.appendChild(legend(OUTCOMES.map(function (o) { return ["o-" + o, "dec." + o]; })));
+  }
+
+  function legend(items) {
+    return el("div", { class: "legend", role: "note" }, items.map(function (it) {
+      return el("span", { class: "key" }, [el("span", { class: "swatch " + it[0], "aria-hidden": "true" }), el("span", { i18n: it[1] })]);
+    }));
+  }
+
+  function drawDenials(entries) {
+    var box = clear("dash-denials");
+    var codes = {};
+    entries.forEach(function (e) {
+      if (e.kind !== "job.decided" || !e.data || e.data.state !== "denied") return;
+      var seen = {};
+      ((e.data.decision && e.data.decision.reasons) || []).forEach(function (r) {
+        if (seen[r.code]) return; // one job counts once per code
+        seen[r.code] = true;
+        codes[r.code] = (codes[r.code] || 0) + 1;
+      });
+    });
+    var list = Object.keys(codes).sort(function (a, b) { return codes[b] - codes[a] || (a < b ? -1 : 1); });
+    var max = 0;
+    list.forEach(function (c) { max = Math.max(max, codes[c]); });
+    var left = 200, rowH = 26, W = 640, H = Math.max(40, 10 + list.length * rowH), plotW = W - left - 50;
+    var tbl = table("dash.denials.table", ["col.code", "col.count"], list.map(function (c) { return [c, String(codes[c])]; }), "data dash-denials-table");
+    chart(box, "chart-denials", "dash.denials", "dash.denials.desc", { n: list.length }, W, H, function (s) {
+      if (!list.length) s.appendChild(svg("text", { class: "tick", x: 10, y: 24, text: t("none") }));
+      list.forEach(function (c, i) {
+        var y = 6 + i * rowH, w = max ? codes[c] / max * plotW : 0;
+        s.appendChild(svg("text", { class: "label", x: left - 8, y: y + 15, "text-anchor": "end", text: c }));
+        s.appendChild(svg("rect", { class: "hbar", x: left, y: y, width: w, height: rowH - 8, "data-code": c, "data-count": codes[c] }, [
+          svg("title", { text: c + ": " + codes[c] })]));
+        s.appendChild(svg("text", { class: "tick", x: left + w + 6, y: y + 15, text: String(codes[c]) }));
+      });
+    }, tbl);
+  }
+
+  function drawBudgets(list) {
+    var box = clear("dash-budgets");
+    var left = 220, rowH = 30, W = 640, H = Math.max(40, 10 + list.length * rowH), plotW = W - left - 110;
+    var tbl = table("dash.budgets.table", ["col.operator", "col.dataset", "col.agreement", "dash.spent", "dash.total", "dash.remaining"], list.map(function (b) {
+      return [b.operator, b.dataset, String(b.agreement_id), String(b.spent ? b.spent.epsilon : 0), String(b.epsilon), String(b.remaining ? b.remaining.epsilon : "")];
+    }), "data dash-budgets-table");
+    chart(box, "chart-budgets", "dash.budgets", "dash.budgets.desc", { n: list.length }, W, H, function (s) {
+      if (!list.length) s.appendChild(svg("text", { class: "tick", x: 10, y: 24, text: t("none") }));
+      list.forEach(function (b, i) {
+        var y = 6 + i * rowH, spent = b.spent ? b.spent.epsilon : 0, frac = b.epsilon ? Math.min(1, spent / b.epsilon) : 0;
+        var label = b.operator + " · " + b.dataset + " #" + b.agreement_id;
+        s.appendChild(svg("text", { class: "label", x: left - 8, y: y + 16, "text-anchor": "end", text: label }));
+        s.appendChild(svg("rect", { class: "budget-total", x: left, y: y, width: plotW, height: rowH - 10 }, [svg("title", { text: label + " ε " + b.epsilon })]));
+        s.appendChild(svg("rect", { class: "budget-spent", x: left, y: y, width: plotW * frac, height: rowH - 10, "data-spent": spent, "data-total": b.epsilon }, [
+          svg("title", { text: label + ": ε " + spent + " / " + b.epsilon })]));
+        s.appendChild(svg("text", { class: "tick", x: left + plotW + 6, y: y + 16, text: "ε " + spent + " / " + b.epsilon }));
+      });
+    }, tbl);
+    box.appendChild(legend([["budget-spent", "dash.spent"], ["budget-total", "dash.total"]]));
   }
 
   // Audit log (regulators and the admin): filtered entries and timelines.
@@ -540,6 +1060,7 @@
     for (var n = 0; n < navs.length; n++) {
       navs[n].addEventListener("click", function (ev) { show(ev.currentTarget.getAttribute("data-view")); });
     }
+    document.getElementById("apps-filter").addEventListener("submit", function (ev) { ev.preventDefault(); clear("app-detail"); loadApplications(); });
     document.getElementById("audit-filter").addEventListener("submit", function (ev) { ev.preventDefault(); clear("timeline"); queryAudit(); });
     document.getElementById("timeline-form").addEventListener("submit", function (ev) {
       ev.preventDefault();
