@@ -9,19 +9,19 @@ import (
 	"testing"
 	"time"
 
-	duckdb "github.com/duckdb/duckdb-go/v2"
+	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" driver
 
 	"github.com/datasandbox/dsbx/disclosure"
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
 )
 
+// duck is a scratch in-memory DuckDB.
 func duck(t *testing.T) *stdsql.DB {
 	t.Helper()
-	c, err := duckdb.NewConnector("", nil)
+	db, err := stdsql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := stdsql.OpenDB(c)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
