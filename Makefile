@@ -48,7 +48,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 bench:
-	$(GO) test $(GOFLAGS) -run '^$$' -bench . -benchtime 2s ./...
+	$(GO) run $(GOFLAGS) ./cmd/dsbx-bench -all
 
 clean:
 	rm -rf bin

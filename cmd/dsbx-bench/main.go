@@ -19,6 +19,20 @@
 // IPC stream (see wasm.go):
 //
 //	go run -tags duckdb_arrow ./cmd/dsbx-bench -wasm [-rows 10000000] [-runs 5] [-repo DIR]
+//
+// With -all it measures every figure the project states a target for in
+// one run (see all.go): the two SQL queries against bare DuckDB and a join
+// of two generated tables (on bare DuckDB only: a job reads one dataset),
+// the Wasm column sum against native Go, admission decision latency with
+// the real policy bundle, durable audit appends from concurrent writers and
+// offline verification of a large log, and small-job throughput and latency
+// from concurrent clients. It prints one table (figure, platform, baseline,
+// ratio or value, target, met or not met) with the machine's cores and
+// memory and writes the same as JSON; a target not met never fails the run:
+//
+//	go run -tags duckdb_arrow ./cmd/dsbx-bench -all [-json bench/results.json] [-rows 10000000] [-scale 1000000]
+//	    [-admissions 10000] [-append-writers 32] [-append-seconds 3] [-verify-entries 1000000]
+//	    [-small-clients 8] [-small-seconds 20]
 package main
 
 import (
@@ -69,6 +83,17 @@ type options struct {
 	keep       string
 	wasm       bool   // the Wasm benchmark instead (wasm.go)
 	repo       string // repository root for -wasm; default found from the working directory
+
+	// -all (all.go)
+	all           bool
+	jsonPath      string
+	scale         int64 // orders of the join; customers are a tenth
+	admissions    int
+	appendWriters int
+	appendSeconds time.Duration
+	verifyEntries int64
+	smallClients  int
+	smallSeconds  time.Duration
 }
 
 // minRows keeps every district cell of both queries above the platform's
@@ -85,11 +110,22 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.keep, "keep", "", "directory to use and keep (generated files and the platform's data directory); default a temporary directory, removed at the end")
 	fs.BoolVar(&o.wasm, "wasm", false, "instead, time a Wasm job (the colsum guest under wasm.Run) summing an int64 column of -rows rows against native Go")
 	fs.StringVar(&o.repo, "repo", "", "with -wasm: the repository root to build the guest from; default the directory above the working directory holding its go.mod")
+	fs.BoolVar(&o.all, "all", false, "instead, measure every figure with a target in one run (SQL, join, Wasm, admission, audit, small jobs), print one table and write it as JSON to -json")
+	fs.StringVar(&o.jsonPath, "json", filepath.Join("bench", "results.json"), "with -all: the JSON file to write (its directory is created)")
+	fs.Int64Var(&o.scale, "scale", 1_000_000, "with -all: orders of the generated join (customers are a tenth)")
+	fs.IntVar(&o.admissions, "admissions", 10_000, "with -all: admission decisions to time")
+	fs.IntVar(&o.appendWriters, "append-writers", 32, "with -all: concurrent audit writers")
+	appendSeconds := fs.Float64("append-seconds", 3, "with -all: seconds of concurrent durable audit appends")
+	fs.Int64Var(&o.verifyEntries, "verify-entries", 1_000_000, "with -all: audit entries to verify")
+	fs.IntVar(&o.smallClients, "small-clients", 8, "with -all: concurrent clients submitting the small (lookup) job")
+	smallSeconds := fs.Float64("small-seconds", 20, "with -all: seconds the small-job clients run")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: dsbx-bench [-rows N] [-lookup-rows N] [-runs N] [-keep DIR]")
 		fmt.Fprintln(fs.Output(), "       dsbx-bench -wasm [-rows N] [-runs N] [-keep DIR] [-repo DIR]")
+		fmt.Fprintln(fs.Output(), "       dsbx-bench -all [-json FILE] [-rows N] [-scale N] [-admissions N] [-append-seconds S] [-verify-entries N] [-small-seconds S] ...")
 		fmt.Fprintln(fs.Output(), "Times platform jobs end to end against raw DuckDB on the same query and snapshot,")
-		fmt.Fprintln(fs.Output(), "or, with -wasm, a Wasm job against native Go on the same column sum.")
+		fmt.Fprintln(fs.Output(), "or, with -wasm, a Wasm job against native Go on the same column sum,")
+		fmt.Fprintln(fs.Output(), "or, with -all, every figure with a target, as a table and JSON.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -103,6 +139,19 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	}
 	if o.runs < 1 {
 		return o, fmt.Errorf("-runs must be at least 1")
+	}
+	o.appendSeconds = time.Duration(*appendSeconds * float64(time.Second))
+	o.smallSeconds = time.Duration(*smallSeconds * float64(time.Second))
+	if o.all {
+		if o.wasm {
+			return o, fmt.Errorf("-all already includes -wasm; give one of them")
+		}
+		if o.scale < 10 || o.admissions < 1 || o.appendWriters < 1 || o.appendSeconds <= 0 || o.verifyEntries < 1 || o.smallClients < 1 || o.smallSeconds <= 0 {
+			return o, fmt.Errorf("-scale must be at least 10, and -admissions, -append-writers, -append-seconds, -verify-entries, -small-clients and -small-seconds positive")
+		}
+		if o.jsonPath == "" {
+			return o, fmt.Errorf("-json must name a file")
+		}
 	}
 	return o, nil
 }
@@ -210,6 +259,10 @@ func run(ctx context.Context, args []string, w io.Writer) (*Report, error) {
 	}
 	if o.wasm {
 		_, err := runWasm(ctx, o, w)
+		return nil, err
+	}
+	if o.all {
+		_, err := runAll(ctx, o, w)
 		return nil, err
 	}
 	b := &bench{w: w, start: time.Now()}
