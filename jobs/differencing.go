@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
@@ -25,6 +26,12 @@ import (
 // review.
 
 const checkDifferencing = "differencing"
+
+// MaxMembershipRows bounds the snapshots whose cell populations are
+// computed: the populations of a larger one (a list of row numbers per
+// cell, inside the job's memory limit) are not, and its aggregates are
+// reviewed once earlier releases exist on the version.
+var MaxMembershipRows int64 = 2_000_000
 
 // cellPopulations are the populations of a result's cells; nil where the
 // sandbox could not compute one.
@@ -64,13 +71,17 @@ func (s *Service) differencing(ctx context.Context, j *Job, report *sqlbox.Repor
 		return fmt.Errorf("job %d: differencing: %w", j.ID, err)
 	}
 	pops := cellPopulations(report)
-	if len(pops) == 0 || j.Kind == KindWasm || j.Analysis.MembersSQL == "" {
+	if !slices.ContainsFunc(pops, func(b *roaring.Bitmap) bool { return b != nil }) {
 		if earlier == 0 {
 			f.Detail = "no earlier released results on this dataset version to combine with"
 			return nil
 		}
+		why := "the query reads the data through a join, subquery or module"
+		if j.Analysis.MembersSQL != "" {
+			why = fmt.Sprintf("the dataset version has more than %d rows", MaxMembershipRows)
+		}
 		f.Verdict = disclosure.Review
-		f.Detail = fmt.Sprintf("the query reads the data through a join, subquery or module, so its cells cannot be compared with the %d cells you released earlier from this version; an output checker reviews it", earlier)
+		f.Detail = fmt.Sprintf("%s, so its cells cannot be compared with the %d cells you released earlier from this version; an output checker reviews it", why, earlier)
 		return nil
 	}
 	suppressed := map[int]bool{}

@@ -246,3 +246,19 @@ func TestTopAndBottomCoding(t *testing.T) {
 		t.Fatalf("%d coded values in the report, want 69", coded)
 	}
 }
+
+// The populations of a snapshot too large for them are not computed; once
+// there are earlier releases on the version, its aggregates are reviewed.
+func TestDifferencingBeyondMembershipRows(t *testing.T) {
+	defer func(n int64) { MaxMembershipRows = n }(MaxMembershipRows)
+	MaxMembershipRows = peopleRows - 1
+	p := newPlatform(t)
+	p.start(t)
+	if j := p.run(t, "acme", countOnly); j.State != StateReleased {
+		t.Fatalf("the first release: %s %+v", j.State, finding(t, j, "differencing"))
+	}
+	j := p.run(t, "acme", `SELECT district, count(*) AS n FROM people WHERE income != 2000 GROUP BY district ORDER BY district`)
+	if f := finding(t, j, "differencing"); j.State != StateHeld || !strings.Contains(f.Detail, "more than 199 rows") {
+		t.Fatalf("a second query beyond the populations' limit: %s %+v", j.State, f)
+	}
+}

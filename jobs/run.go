@@ -246,7 +246,7 @@ func (s *Service) sandbox(ctx context.Context, j *Job, entry datasets.Entry, ver
 		// before the job sees them; populations are not needed.
 		table.Bound = &sqlbox.Bounding{PersonKey: c.PersonKey, MaxRows: c.MaxContributions, Clamp: c.Bounds}
 		query = j.Analysis.CellSQL
-	case j.Analysis.MembersSQL != "":
+	case j.Analysis.MembersSQL != "" && version.Rows <= MaxMembershipRows:
 		query = j.Analysis.MembersSQL
 	case j.Analysis.Aggregate:
 		query = j.Analysis.CellSQL
