@@ -76,6 +76,17 @@ func (s *Service) differencing(ctx context.Context, j *Job, report *sqlbox.Repor
 			f.Detail = "no earlier released results on this dataset version to combine with"
 			return nil
 		}
+		// The same code on the same version gives the same result: a
+		// repeat of a released job discloses nothing new.
+		var repeats int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE operator = ? AND version = ? AND code_sha256 = ? AND state = ? AND id != ?`,
+			j.Operator, j.Version, j.CodeSHA256, StateReleased, j.ID).Scan(&repeats); err != nil {
+			return fmt.Errorf("job %d: differencing: %w", j.ID, err)
+		}
+		if repeats > 0 {
+			f.Detail = "the same query on the same version was released before; a repeat discloses nothing new"
+			return nil
+		}
 		why := "the query reads the data through a join, subquery or module"
 		if j.Analysis.MembersSQL != "" {
 			why = fmt.Sprintf("the dataset version has more than %d rows", MaxMembershipRows)

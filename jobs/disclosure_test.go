@@ -261,4 +261,8 @@ func TestDifferencingBeyondMembershipRows(t *testing.T) {
 	if f := finding(t, j, "differencing"); j.State != StateHeld || !strings.Contains(f.Detail, "more than 199 rows") {
 		t.Fatalf("a second query beyond the populations' limit: %s %+v", j.State, f)
 	}
+	// The released query again discloses nothing new.
+	if again := p.run(t, "acme", countOnly); again.State != StateReleased || !strings.Contains(finding(t, again, "differencing").Detail, "released before") {
+		t.Fatalf("a repeat of a released query: %s %+v", again.State, finding(t, again, "differencing"))
+	}
 }
