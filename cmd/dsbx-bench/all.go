@@ -8,9 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,10 +23,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
-
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/audit/audittest"
 	"github.com/datasandbox/dsbx/policies"
 )
 
@@ -571,7 +567,7 @@ func (b *bench) allAppend(ctx context.Context, writers int, dur time.Duration, d
 func (b *bench) allVerify(n int64) (Figure, error) {
 	began := time.Now()
 	start := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
-	records, root, err := buildRecords(n, func(i int64) audit.Entry {
+	records, root, err := audittest.Records(n, func(i int64) audit.Entry {
 		return audit.Entry{
 			Time:      start.Add(time.Duration(i) * time.Millisecond),
 			Kind:      "job.submitted",
@@ -583,7 +579,7 @@ func (b *bench) allVerify(n int64) (Figure, error) {
 	if err != nil {
 		return Figure{}, fmt.Errorf("audit verify: build records: %w", err)
 	}
-	cp, vkey, err := signCheckpoint(audit.Checkpoint{Origin: benchOrigin, Size: n, Root: root})
+	cp, vkey, err := audittest.SignCheckpoint(audit.Checkpoint{Origin: benchOrigin, Size: n, Root: root})
 	if err != nil {
 		return Figure{}, fmt.Errorf("audit verify: sign: %w", err)
 	}
@@ -603,66 +599,6 @@ func (b *bench) allVerify(n int64) (Figure, error) {
 		Platform: "audit.Verify (offline)", Value: d.Seconds(), Unit: "s",
 		Target: fmt.Sprintf("≤ %.0f s", targetVerify), Met: met(d.Seconds() <= targetVerify), Supported: true,
 		Note: "records built in memory as Append stores them, signed checkpoint"}, nil
-}
-
-// memHashes is an in-memory tlog.HashReader.
-type memHashes []tlog.Hash
-
-func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if x < 0 || x >= int64(len(m)) {
-			return nil, fmt.Errorf("hash %d not stored (have %d)", x, len(m))
-		}
-		out[i] = m[x]
-	}
-	return out, nil
-}
-
-// buildRecords makes n records exactly as audit.Log.Append stores them:
-// entry i is tmpl(i) with seq i and prev the tree hash of records [0, i).
-// It also returns the tree hash of all n. (audit/bench_test.go has the
-// same, checked there against Append.)
-func buildRecords(n int64, tmpl func(i int64) audit.Entry) ([][]byte, tlog.Hash, error) {
-	records := make([][]byte, 0, n)
-	hashes := make(memHashes, 0, tlog.StoredHashCount(n))
-	var root tlog.Hash
-	var err error
-	for i := range n {
-		if root, err = tlog.TreeHash(i, hashes); err != nil {
-			return nil, root, err
-		}
-		e := tmpl(i)
-		e.Seq = i
-		e.Time = e.Time.UTC().Round(0)
-		e.Prev = base64.StdEncoding.EncodeToString(root[:])
-		rec, err := json.Marshal(e)
-		if err != nil {
-			return nil, root, err
-		}
-		hs, err := tlog.StoredHashes(i, rec, hashes)
-		if err != nil {
-			return nil, root, err
-		}
-		hashes = append(hashes, hs...)
-		records = append(records, rec)
-	}
-	root, err = tlog.TreeHash(n, hashes)
-	return records, root, err
-}
-
-// signCheckpoint signs c with a fresh key named c.Origin.
-func signCheckpoint(c audit.Checkpoint) ([]byte, string, error) {
-	skey, vkey, err := note.GenerateKey(rand.Reader, c.Origin)
-	if err != nil {
-		return nil, "", err
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		return nil, "", err
-	}
-	cp, err := note.Sign(&note.Note{Text: c.String()}, signer)
-	return cp, vkey, err
 }
 
 // machine describes this machine.
