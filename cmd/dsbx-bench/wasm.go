@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/datasandbox/dsbx/sandbox/wasm"
+	"github.com/datasandbox/dsbx/sdk/go/examples/colsum/sums"
 )
 
 // module is the Go module the repository holds; -repo must be its root.
@@ -38,56 +38,6 @@ const wasmBatchRows = 64 << 10
 // colsumDir is the guest's package, relative to the repository root.
 const colsumDir = "./sdk/go/examples/colsum"
 
-// Sums is what every side computes: the colsum guest's result.
-type Sums struct {
-	Rows, Values  int64 // rows, non-NULL values
-	Sum, Min, Max int64 // the sum wraps at 64 bits
-}
-
-// add folds one int64 array into s, with the colsum guest's own loop
-// (sdk/go/examples/colsum: keep the two alike).
-func (s *Sums) add(a *array.Int64) {
-	vals := a.Int64Values()
-	s.Rows += int64(len(vals))
-	if len(vals) == 0 {
-		return
-	}
-	if a.NullN() == 0 {
-		sum, lo, hi := s.Sum, s.Min, s.Max
-		if s.Values == 0 {
-			lo, hi = math.MaxInt64, math.MinInt64
-		}
-		// Eight values per iteration: in the sandbox every loop back-edge
-		// costs a termination check (a call out of the compiled code), so
-		// the loop is unrolled. Natively it makes no difference.
-		i := 0
-		for ; i+8 <= len(vals); i += 8 {
-			c := vals[i : i+8 : i+8]
-			sum += c[0] + c[1] + c[2] + c[3] + c[4] + c[5] + c[6] + c[7]
-			lo = min(lo, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
-			hi = max(hi, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
-		}
-		for _, v := range vals[i:] {
-			sum += v
-			lo = min(lo, v)
-			hi = max(hi, v)
-		}
-		s.Sum, s.Min, s.Max = sum, lo, hi
-		s.Values += int64(len(vals))
-		return
-	}
-	for i, v := range vals {
-		if a.IsNull(i) {
-			continue
-		}
-		if s.Values == 0 {
-			s.Min, s.Max = v, v
-		}
-		s.Sum, s.Min, s.Max = s.Sum+v, min(s.Min, v), max(s.Max, v)
-		s.Values++
-	}
-}
-
 // Result is colsum's one result row; Null means sum, min and max are NULL
 // (no values), and then they are 0 here.
 type Result struct {
@@ -95,8 +45,8 @@ type Result struct {
 	Null                bool
 }
 
-// Result is s as colsum reports it.
-func (s Sums) Result() Result {
+// resultOf is s as colsum reports it.
+func resultOf(s sums.Sums) Result {
 	if s.Values == 0 {
 		return Result{Rows: s.Rows, Null: true}
 	}
@@ -182,7 +132,7 @@ func runWasm(ctx context.Context, o options, w io.Writer) (*WasmReport, error) {
 		return nil, err
 	}
 	rep.FirstRun, rep.FirstWall, rep.Result = first, wall, got
-	want := inMemory(batches).Result()
+	want := resultOf(inMemory(batches))
 	if got != want {
 		return nil, fmt.Errorf("the Wasm job computed %+v, native Go in memory %+v: the sides disagree", got, want)
 	}
@@ -195,12 +145,12 @@ func runWasm(ctx context.Context, o options, w io.Writer) (*WasmReport, error) {
 		{"native Go in memory", func() (Result, time.Duration, error) {
 			t := time.Now()
 			s := inMemory(batches)
-			return s.Result(), time.Since(t), nil
+			return resultOf(s), time.Since(t), nil
 		}},
 		{"native Go over IPC", func() (Result, time.Duration, error) {
 			t := time.Now()
 			s, err := overIPC(in)
-			return s.Result(), time.Since(t), err
+			return resultOf(s), time.Since(t), err
 		}},
 		{"the Wasm job", func() (Result, time.Duration, error) {
 			d, wall, setup, s, err := wasmRun(ctx, mod, in)
@@ -268,24 +218,24 @@ func mix(z uint64) uint64 {
 }
 
 // inMemory sums the batches as they are.
-func inMemory(batches []arrow.RecordBatch) Sums {
-	var s Sums
+func inMemory(batches []arrow.RecordBatch) sums.Sums {
+	var s sums.Sums
 	for _, r := range batches {
-		s.add(r.Column(0).(*array.Int64))
+		s.Add(r.Column(0).(*array.Int64))
 	}
 	return s
 }
 
 // overIPC decodes the stream, as the guest does, and sums.
-func overIPC(stream []byte) (Sums, error) {
-	var s Sums
+func overIPC(stream []byte) (sums.Sums, error) {
+	var s sums.Sums
 	rd, err := ipc.NewReader(bytes.NewReader(stream))
 	if err != nil {
 		return s, fmt.Errorf("native over IPC: %w", err)
 	}
 	defer rd.Release()
 	for rd.Next() {
-		s.add(rd.RecordBatch().Column(0).(*array.Int64))
+		s.Add(rd.RecordBatch().Column(0).(*array.Int64))
 	}
 	if err := rd.Err(); err != nil {
 		return s, fmt.Errorf("native over IPC: %w", err)

@@ -25,7 +25,7 @@ func TestWasmBenchSmall(t *testing.T) {
 		t.Fatalf("%v\noutput:\n%s", err, out.String())
 	}
 	t.Logf("output:\n%s", out.String())
-	want := inMemory(mustAmounts(200_000)).Result()
+	want := resultOf(inMemory(mustAmounts(200_000)))
 	if rep.Result != want || want.Rows != 200_000 || want.Null {
 		t.Errorf("result %+v, want %+v", rep.Result, want)
 	}
