@@ -4,7 +4,7 @@ GO       ?= go
 TAGS     := duckdb_arrow
 GOFLAGS  := -tags=$(TAGS)
 
-.PHONY: build test vet fmt-check bench clean guest-toolchains browser screenshots
+.PHONY: build test vet fmt-check bench clean guest-toolchains browser screenshots fuzz
 
 # The C guest SDK's toolchain, from Debian's packages; installed when missing
 # (CI runs as root). The Go guests need only Go.
@@ -49,6 +49,34 @@ fmt-check:
 
 bench:
 	$(GO) run $(GOFLAGS) ./cmd/dsbx-bench -all
+
+# Fuzzing: each fuzz target in turn for FUZZTIME (go runs one -fuzz pattern
+# per package invocation). Their seed corpora, and any crasher kept in
+# testdata/fuzz, already run as plain tests in make test. A crash stops the
+# run and leaves the input in the package's testdata/fuzz/<Target>.
+# FUZZMINIMIZETIME bounds the shrinking of each new interesting input: at
+# go's default (60s) the slow targets (imports, audit logs) spend most of
+# their time shrinking instead of fuzzing.
+FUZZTIME ?= 2m
+FUZZMINIMIZETIME ?= 5s
+FUZZ_TARGETS := \
+	./datasets:FuzzImportCSV \
+	./datasets:FuzzImportParquet \
+	./datasets:FuzzCSVEncoding \
+	./datasets:FuzzArrowToParquet \
+	./sandbox/sql:FuzzAnalyze \
+	./sandbox/wasm:FuzzCheck \
+	./sandbox/wasm:FuzzScan \
+	./policies:FuzzAdmissionInput \
+	./audit:FuzzRecover \
+	./audit:FuzzVerify
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test $(GOFLAGS) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
+	done
 
 clean:
 	rm -rf bin

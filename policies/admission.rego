@@ -152,6 +152,18 @@ deny contains {"code": "not_a_requester", "message": msg} if {
 	msg := sprintf("%s holds roles %v; only operators and researchers submit jobs", [input.principal.name, input.principal.roles])
 }
 
+# Who submits the job is a fact like any other: a principal without a name
+# (empty or blank, or not a string) is no one, and is admitted nothing.
+# Found by FuzzAdmissionInput: nothing else looked at the name.
+named_principal if {
+	is_string(input.principal.name)
+	trim_space(input.principal.name) != ""
+}
+
+deny contains {"code": "no_principal", "message": "the job's principal has no name; nothing is admitted without knowing who submits it"} if {
+	not named_principal
+}
+
 deny contains {"code": "no_agreement", "message": msg} if {
 	requester
 	count(input.agreements) == 0

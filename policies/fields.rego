@@ -24,6 +24,18 @@ deny contains {"code": "field_not_granted", "field": f, "message": msg} if {
 	msg := sprintf("field %s is outside agreement %d, which covers %s", [f, agreement.id, concat(", ", sort(object.keys(agreement.fields)))])
 }
 
+# A form the agreement names must be one of the four; any other value (a
+# typo, "RAW", "") would pass every rule above that compares it with "raw"
+# and reach the decision. Found by FuzzAdmissionInput.
+known_forms := {"raw", "masked", "hashed", "generalised"}
+
+deny contains {"code": "form_unknown", "field": f, "message": msg} if {
+	some f in input.job.fields
+	form := agreement.fields[f]
+	not form in known_forms
+	msg := sprintf("agreement %d names form %v for field %s, which is not one of raw, masked, hashed, generalised; the platform must record it again", [agreement.id, form, f])
+}
+
 # Personal-sensitive information (个人敏感信息) is never seen raw, whatever
 # the agreement says.
 deny contains {"code": "field_personal_sensitive", "field": f, "message": msg} if {
