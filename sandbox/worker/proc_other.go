@@ -15,3 +15,6 @@ func residentBytes(int) int64 { return 0 }
 
 // usage is what the exited worker used.
 func usage(ps *os.ProcessState) Usage { return Usage{CPU: ps.UserTime() + ps.SystemTime()} }
+
+// alive assumes a started process still runs outside Linux.
+func alive(int) bool { return true }

@@ -17,7 +17,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/datasandbox/dsbx/failpoint"
 )
 
 // envVar, set to "kind" or "kind:mode", makes Serve turn the process into a
@@ -87,22 +90,23 @@ type KilledError struct {
 func (e *KilledError) Error() string { return e.Msg }
 
 // Run starts this binary as a worker of kind (mode "" being the normal one)
-// with an empty environment apart from the worker variable, feeds it input on
-// stdin, enforces lim, and returns its stdout and what it used.
+// with an empty environment apart from the worker variable, or takes a spare
+// one (KeepSpares), feeds it input on stdin, enforces lim, and returns its
+// stdout and what it used.
 //
 // The error is a *KilledError when the worker overran lim, wraps ctx.Err()
 // when ctx ended first, and holds the tail of the worker's stderr when it
 // exited with a non-zero status. Usage is reported whenever the worker ran,
 // even if it then failed.
 func Run(ctx context.Context, kind, mode string, input []byte, lim Limits) ([]byte, Usage, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, Usage{}, fmt.Errorf("worker: find this binary: %w", err)
+	p := takeSpare(kind, mode)
+	if p == nil {
+		var err error
+		if p, err = start(kind, mode); err != nil {
+			return nil, Usage{}, err
+		}
 	}
-	env := envVar + "=" + kind
-	if mode != "" {
-		env += ":" + mode
-	}
+	p.stdout.setMax(lim.MaxStdout)
 
 	// The worker is killed when runCtx ends; its cause says why.
 	runCtx, kill := context.WithCancelCause(ctx)
@@ -115,24 +119,20 @@ func Run(ctx context.Context, kind, mode string, input []byte, lim Limits) ([]by
 		})
 		defer stop()
 	}
-
-	cmd := exec.CommandContext(runCtx, exe)
-	cmd.Env = []string{env}
-	cmd.Stdin = bytes.NewReader(input)
-	stdout := &capWriter{max: lim.MaxStdout}
-	stderr := &tailWriter{max: maxStderr}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	isolate(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, Usage{}, fmt.Errorf("worker: start: %w", err)
-	}
+	stopKill := context.AfterFunc(runCtx, func() { p.cmd.Process.Kill() })
+	defer stopKill()
+	go func() { // a worker that stops reading fails by its exit, not here
+		p.stdin.Write(input)
+		p.stdin.Close()
+	}()
+	failpoint.Hit(failpoint.Query)
 	if lim.MaxRSS > 0 {
-		go watchMemory(runCtx, cmd.Process.Pid, lim.MaxRSS, kill)
+		go watchMemory(runCtx, p.cmd.Process.Pid, lim.MaxRSS, kill)
 	}
-	werr := cmd.Wait()
+	werr := p.cmd.Wait()
 	var use Usage
-	if cmd.ProcessState != nil { // nil only if waiting for the worker failed
-		use = usage(cmd.ProcessState)
+	if p.cmd.ProcessState != nil { // nil only if waiting for the worker failed
+		use = usage(p.cmd.ProcessState)
 	}
 
 	switch {
@@ -142,12 +142,138 @@ func Run(ctx context.Context, kind, mode string, input []byte, lim Limits) ([]by
 	case runCtx.Err() != nil:
 		return nil, use, context.Cause(runCtx)
 	default:
-		return nil, use, fmt.Errorf("worker: failed (%w): %s", werr, strings.TrimSpace(stderr.String()))
+		return nil, use, fmt.Errorf("worker: failed (%w): %s", werr, strings.TrimSpace(p.stderr.String()))
 	}
-	if stdout.over {
+	if p.stdout.over {
 		return nil, use, fmt.Errorf("worker: wrote more than %d bytes on stdout", lim.MaxStdout)
 	}
-	return stdout.buf.Bytes(), use, nil
+	return p.stdout.buf.Bytes(), use, nil
+}
+
+// proc is a started worker process, waiting for its input on stdin.
+type proc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *capWriter
+	stderr *tailWriter
+}
+
+// start starts this binary as a worker of kind in mode, with an empty
+// environment apart from the worker variable.
+func start(kind, mode string) (*proc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("worker: find this binary: %w", err)
+	}
+	env := envVar + "=" + kind
+	if mode != "" {
+		env += ":" + mode
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = []string{env}
+	p := &proc{cmd: cmd, stdout: &capWriter{}, stderr: &tailWriter{max: maxStderr}}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("worker: start: %w", err)
+	}
+	isolate(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("worker: start: %w", err)
+	}
+	return p, nil
+}
+
+// stop kills a worker that has not been given its input, and reaps it.
+func (p *proc) stop() {
+	p.cmd.Process.Kill()
+	p.stdin.Close()
+	p.cmd.Wait()
+}
+
+// Spares: worker processes of a kind started ahead of need (KeepSpares).
+var (
+	sparesMu sync.Mutex
+	spares   = map[string]chan *proc{}
+)
+
+// KeepSpares keeps n workers of kind (normal mode) started ahead of need,
+// so that a job does not wait for a process to start and initialise: Run
+// hands its input to a spare when one is ready, and a new spare is started
+// in its place. A spare is a worker like any other and serves one job; an
+// idle spare only waits on its stdin, and dies with this process. n = 0
+// stops the idle spares and keeps none.
+func KeepSpares(kind string, n int) {
+	sparesMu.Lock()
+	old := spares[kind]
+	if n > 0 {
+		spares[kind] = make(chan *proc, n)
+	} else {
+		delete(spares, kind)
+	}
+	sparesMu.Unlock()
+	if old != nil {
+		stopIdle(old)
+	}
+	for range n {
+		go refill(kind)
+	}
+}
+
+// stopIdle stops the spares waiting in idle.
+func stopIdle(idle chan *proc) {
+	for {
+		select {
+		case p := <-idle:
+			p.stop()
+		default:
+			return
+		}
+	}
+}
+
+// takeSpare returns a ready spare of kind, starting another in its place,
+// or nil when there is none (or mode asks for a special worker).
+func takeSpare(kind, mode string) *proc {
+	if mode != "" {
+		return nil
+	}
+	sparesMu.Lock()
+	idle := spares[kind]
+	sparesMu.Unlock()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case p := <-idle:
+		go refill(kind)
+		if !alive(p.cmd.Process.Pid) {
+			p.stop() // died while idle
+			return nil
+		}
+		return p
+	default:
+		return nil
+	}
+}
+
+// refill starts a spare of kind if spares of kind are still kept and there
+// is room for one.
+func refill(kind string) {
+	p, err := start(kind, "")
+	if err != nil {
+		return
+	}
+	sparesMu.Lock()
+	idle := spares[kind]
+	sparesMu.Unlock()
+	if idle != nil {
+		select {
+		case idle <- p:
+			return
+		default:
+		}
+	}
+	p.stop()
 }
 
 // watchMemory polls the resident memory of process pid until ctx ends, and
@@ -175,12 +301,22 @@ func watchMemory(ctx context.Context, pid int, limit int64, kill context.CancelC
 // notes whether more came. It does not embed its buffer, whose ReadFrom would
 // let io.Copy bypass the cap.
 type capWriter struct {
+	mu   sync.Mutex
 	buf  bytes.Buffer
 	max  int
 	over bool
 }
 
+// setMax sets the cap before the worker is given its input.
+func (w *capWriter) setMax(max int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.max = max
+}
+
 func (w *capWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.max > 0 && w.buf.Len()+len(p) > w.max {
 		w.over = true
 		w.buf.Write(p[:w.max-w.buf.Len()])

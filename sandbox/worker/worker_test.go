@@ -18,10 +18,15 @@ import (
 func TestMain(m *testing.M) {
 	Serve("test", func(mode string, in io.Reader, out io.Writer) int {
 		switch mode {
-		case "": // echo
-			if _, err := io.Copy(out, in); err != nil {
+		case "": // echo, or the worker's process ID when asked "pid"
+			b, err := io.ReadAll(in)
+			if err != nil {
 				return 1
 			}
+			if string(b) == "pid" {
+				b = fmt.Append(nil, os.Getpid())
+			}
+			out.Write(b)
 			return 0
 		case "fail":
 			fmt.Fprintln(os.Stderr, strings.Repeat("noise ", maxStderr))
@@ -125,5 +130,73 @@ func TestTailWriter(t *testing.T) {
 	}
 	if got := w.String(); got != "6789x" {
 		t.Errorf("tail %q, want %q", got, "6789x")
+	}
+}
+
+// With spares kept, each job is served by a spare started ahead of it, and
+// each spare serves one job only: the workers' process IDs all differ.
+func TestSpares(t *testing.T) {
+	KeepSpares("test", 2)
+	defer KeepSpares("test", 0)
+	waitSpares(t, "test", 2)
+	pids := map[string]bool{}
+	for i := range 6 {
+		out, _, err := Run(context.Background(), "test", "", []byte("pid"), quick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pids[string(out)] {
+			t.Fatalf("job %d: worker %s served twice", i, out)
+		}
+		pids[string(out)] = true
+		in := []byte(fmt.Sprint("job ", i))
+		if out, _, err := Run(context.Background(), "test", "", in, quick); err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("echo through a spare: %q, %v", out, err)
+		}
+	}
+	// A spare that died while idle is not handed a job.
+	waitSpares(t, "test", 2)
+	sparesMu.Lock()
+	idle := spares["test"]
+	sparesMu.Unlock()
+	for range 2 {
+		p := <-idle
+		p.cmd.Process.Kill()
+		for alive(p.cmd.Process.Pid) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		idle <- p
+	}
+	if out, _, err := Run(context.Background(), "test", "", []byte("after"), quick); err != nil || string(out) != "after" {
+		t.Fatalf("with dead spares: %q, %v", out, err)
+	}
+	// Stopping the spares leaves no idle worker behind.
+	waitSpares(t, "test", 1)
+	sparesMu.Lock()
+	idle = spares["test"]
+	sparesMu.Unlock()
+	p := <-idle
+	idle <- p
+	KeepSpares("test", 0)
+	if p.cmd.ProcessState == nil || alive(p.cmd.Process.Pid) {
+		t.Errorf("an idle spare outlived KeepSpares(0)")
+	}
+}
+
+// waitSpares waits until at least n spares of kind are ready.
+func waitSpares(t *testing.T, kind string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		sparesMu.Lock()
+		ready := len(spares[kind])
+		sparesMu.Unlock()
+		if ready >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d spares ready after 20s", ready, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
