@@ -421,7 +421,7 @@ func TestAdversarialLockdownAlone(t *testing.T) {
 	for _, c := range advCases {
 		t.Run(c.category, func(t *testing.T) {
 			t.Parallel()
-			out, err := advRunUnscreened(t, v, c)
+			out, err := advRunUnscreened(t, v, c, "")
 			if err != nil {
 				if c.lock == advMayRun {
 					return // an error is containment too
@@ -445,11 +445,13 @@ func TestAdversarialLockdownAlone(t *testing.T) {
 // directory exists (as the job service makes it), and checks what no
 // hostile query may do: leave a file, write into the vault or the temp
 // directory, leak a secret into its output or error, or outlast its deadline.
-// It returns the result's rows as text.
-func advRunUnscreened(t *testing.T, v *advVault, c advCase) (string, error) {
+// It returns the result's rows as text. With views set, the job's tables
+// are a built view kept there.
+func advRunUnscreened(t *testing.T, v *advVault, c advCase, views string) (string, error) {
 	t.Helper()
 	spec := testSpec(t, v.snapshot, "")
-	spec.Query = v.expand(c.query, spec.Limits.TempDir)
+	spec.Views = views
+	spec.Query = strings.ReplaceAll(v.expand(c.query, spec.Limits.TempDir), "{out}", spec.Out)
 	spec.Limits.Timeout = 5 * time.Second
 	if c.timeout > 0 {
 		spec.Limits.Timeout = c.timeout
@@ -465,6 +467,9 @@ func advRunUnscreened(t *testing.T, v *advVault, c advCase) (string, error) {
 	v.untouched(t, c.query)
 	if entries, _ := os.ReadDir(spec.Limits.TempDir); len(entries) > 0 && !c.temp {
 		t.Errorf("%q left %d entries in the job's temp directory", c.query, len(entries))
+	}
+	if left, _ := filepath.Glob(privateView(spec.Out) + "*"); len(left) > 0 {
+		t.Errorf("%q left the job's copy of its view: %v", c.query, left)
 	}
 	if err != nil {
 		noFileAt(t, spec.Out)
@@ -776,7 +781,7 @@ func TestAdversarialFileFunctions(t *testing.T) {
 				t.Errorf("Analyze(%s) = %v, want %s", q, err, code)
 			}
 			// advRunUnscreened fails the test if the answer reveals a secret.
-			_, err := advRunUnscreened(t, v, advCase{category: "file", query: q})
+			_, err := advRunUnscreened(t, v, advCase{category: "file", query: q}, "")
 			refused = refused || (err != nil && regexp.MustCompile(advDisabled).MatchString(err.Error()))
 		}
 		if !refused {
@@ -814,7 +819,7 @@ func TestAdversarialFileFunctions(t *testing.T) {
 func TestAdversarialTempDirectory(t *testing.T) {
 	v := advPlantVault(t)
 	c := advCase{category: "temp", query: `COPY (SELECT * FROM people) TO '{tmp}/a.csv'; SELECT * FROM read_csv('{tmp}/a.csv')`, temp: true}
-	out, err := advRunUnscreened(t, v, c)
+	out, err := advRunUnscreened(t, v, c, "")
 	if err != nil {
 		t.Logf("the temp directory is closed to SQL now: %v", advFirstLine(err))
 	} else if !strings.Contains(out, "ID000001") {

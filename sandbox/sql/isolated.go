@@ -104,7 +104,11 @@ func RunIsolated(ctx context.Context, spec Spec) (*Report, error) {
 	lim := worker.Limits{Timeout: spec.Limits.Timeout, Grace: KillGrace, MaxRSS: limit, MaxStdout: 64 << 20}
 	stdout, use, err := worker.Run(ctx, workerKind, workerMode, in, lim)
 	if err != nil {
-		os.Remove(spec.Out) // the worker may have died after publishing it
+		// The worker may have died after publishing the result, or while
+		// writing it, or with its copy of a view open.
+		os.Remove(spec.Out)
+		removeTemporaryResults(spec.Out)
+		removePrivateView(privateView(spec.Out))
 		var killed *worker.KilledError
 		if !errors.As(err, &killed) {
 			return nil, fmt.Errorf("sql: %w", err)
@@ -130,6 +134,11 @@ func RunIsolated(ctx context.Context, spec Spec) (*Report, error) {
 	o.Report.Process = use
 	return o.Report, nil
 }
+
+// KeepSpareWorkers keeps n worker processes started ahead of need, so a
+// job run by RunIsolated does not wait for one to start (see
+// worker.KeepSpares); 0 keeps none.
+func KeepSpareWorkers(n int) { worker.KeepSpares(workerKind, n) }
 
 // HardMemory is the resident memory a worker with DuckDB memory_limit
 // memory may reach before it is killed: twice the limit plus 512 MiB for the

@@ -34,7 +34,7 @@ var profileStatements = []string{
 // lockdownStatements returns, in the order DESIGN.md prescribes, the SET statements
 // that confine a DuckDB database: resources first, then extensions, secrets, Arrow
 // output shape, external access off, and the configuration locked last. A job's
-// database gets no allowed_paths. Note that DuckDB adds temp_directory to
+// database gets no allowed_paths, even over a built view. Note that DuckDB adds temp_directory to
 // allowed_directories by itself (and clearing allowed_directories does not remove
 // it), so SQL could read and write files there: Run requires the job's temp
 // directory to start empty and refuses file-touching SQL before it runs. The result
@@ -49,13 +49,14 @@ func lockdownStatements(s lockSettings) []string {
 	if s.profile {
 		stmts = append(stmts, profileStatements...)
 	}
-	if len(s.allowed) > 0 {
-		paths := make([]string, len(s.allowed))
-		for i, p := range s.allowed {
-			paths[i] = literal(p)
-		}
-		stmts = append(stmts, "SET allowed_paths = ["+strings.Join(paths, ", ")+"]")
+	// Always set: a job opened on a built view has DuckDB allow the view's
+	// file and its WAL paths by itself, which would let the job's SQL
+	// write a WAL the next job replays.
+	paths := make([]string, len(s.allowed))
+	for i, p := range s.allowed {
+		paths[i] = literal(p)
 	}
+	stmts = append(stmts, "SET allowed_paths = ["+strings.Join(paths, ", ")+"]")
 	return append(stmts,
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",

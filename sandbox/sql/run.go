@@ -25,6 +25,11 @@ type Spec struct {
 	Tables []Table // what the job's database holds
 	Limits Limits
 	Out    string // path of the Parquet file to write (its directory exists, the file does not); on any error no file is left at Out
+	// Views, if set, is a directory where the tables are kept as a built
+	// view (see views.go) that the job, and later jobs with the same
+	// tables, open read-only instead of copying the columns into memory.
+	// It must not lie in or hold the job's temp directory.
+	Views string
 }
 
 // Table is one dataset view: the host copies exactly Columns, each computed in its form, out of the snapshot Parquet file into the job's database before lockdown.
@@ -76,6 +81,7 @@ type Report struct {
 	CellCounts []int64        // the values of the result's CellCountColumn in row order, if it had one (trust it only for a CellSQL query); that column is not written
 	Cells      []CellStats    // per result row, when the query had CellSQL or MembersSQL columns beyond the count (trust it only for such a query); nil otherwise
 	Wall       time.Duration  // time from the start of Run to the renamed, synced file
+	View       string         // how the job's tables were made: "copied" into memory, or a built view "built" now or "reused"
 	Resources  Resources      // what the query used, from DuckDB's profiler
 	Process    Usage          // what the worker process used (RunIsolated only)
 }
@@ -123,7 +129,27 @@ func run(ctx context.Context, spec Spec, screen bool, inputs map[string]array.Re
 	if screen && len(spec.Tables) == 0 {
 		return nil, errors.New("sql: a job needs at least one table")
 	}
-	connector, err := duckdb.NewConnector("", nil)
+	w := startWriter(ctx, spec.Out, spec.Limits)
+	defer w.close()
+	dsn, view := "", "copied"
+	if spec.Views != "" && len(spec.Tables) > 0 {
+		shared, built, err := openView(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		// The job opens a private copy: DuckDB lets SQL write the file it
+		// opened, and the shared view must stay as built.
+		private := privateView(spec.Out)
+		defer removePrivateView(private)
+		if err := copyFile(shared, private); err != nil {
+			return nil, fmt.Errorf("sql: copy view: %w", err)
+		}
+		dsn, view = private+"?access_mode=READ_ONLY", "reused"
+		if built {
+			view = "built"
+		}
+	}
+	connector, err := duckdb.NewConnector(dsn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sql: open job database: %w", err)
 	}
@@ -136,9 +162,11 @@ func run(ctx context.Context, spec Spec, screen bool, inputs map[string]array.Re
 	}
 	defer conn.Close()
 
-	for _, t := range spec.Tables {
-		if err := load(ctx, conn, t); err != nil {
-			return nil, err
+	if dsn == "" {
+		for _, t := range spec.Tables {
+			if err := load(ctx, conn, t); err != nil {
+				return nil, err
+			}
 		}
 	}
 	tempSize := spec.Limits.TempSize
@@ -189,7 +217,7 @@ func run(ctx context.Context, spec Spec, screen bool, inputs map[string]array.Re
 			return fmt.Errorf("sql: query: %w", err)
 		}
 		defer rr.Release()
-		res, err = writeParquet(qctx, rr, spec.Out, spec.Limits)
+		res, err = writeParquet(qctx, rr, w, spec.Out, spec.Limits)
 		return err
 	})
 	if err != nil {
@@ -206,6 +234,7 @@ func run(ctx context.Context, spec Spec, screen bool, inputs map[string]array.Re
 		CellCounts: res.cells,
 		Cells:      res.stats,
 		Wall:       time.Since(start),
+		View:       view,
 		Resources:  resources(conn),
 	}, nil
 }
@@ -375,6 +404,13 @@ func (s Spec) validate() error {
 	}
 	if within(l.TempDir, s.Out) {
 		return fmt.Errorf("sql: output %s lies inside the job's temp directory %s", s.Out, l.TempDir)
+	}
+	if s.Views != "" {
+		// The job's SQL may write its temp directory: a view there could be
+		// changed for the next job.
+		if !filepath.IsAbs(s.Views) || within(l.TempDir, s.Views) || within(s.Views, l.TempDir) {
+			return fmt.Errorf("sql: view directory %q must be an absolute path apart from the job's temp directory %s", s.Views, l.TempDir)
+		}
 	}
 	names := map[string]bool{}
 	for _, t := range s.Tables {

@@ -27,7 +27,84 @@ type written struct {
 	stats   []CellStats
 }
 
-// writeParquet streams the job's Arrow result rr into a Parquet file at out.
+// writer is the host-side DuckDB that writes a job's result into a
+// temporary file next to the result (see writeParquet). startWriter opens
+// and locks it down in the background while the job's own database loads
+// and runs: opening a DuckDB costs tens of milliseconds.
+type writer struct {
+	tmp  string
+	done chan struct{} // closed when db and conn are ready, or err is set
+	db   *stdsql.DB
+	conn *stdsql.Conn
+	err  error
+}
+
+// startWriter creates the temporary result file for out and starts opening
+// the writer database, allowed only that file.
+func startWriter(ctx context.Context, out string, l Limits) *writer {
+	w := &writer{done: make(chan struct{})}
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	if err != nil {
+		w.err = fmt.Errorf("sql: create result file: %w", err)
+		close(w.done)
+		return w
+	}
+	w.tmp = f.Name()
+	f.Close()
+	go func() {
+		defer close(w.done)
+		w.db, w.conn, w.err = openWriter(ctx, w.tmp, l)
+	}()
+	return w
+}
+
+// removeTemporaryResults removes the temporary files writers of out left
+// (a worker killed while it ran).
+func removeTemporaryResults(out string) {
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+}
+
+// close closes the writer database and removes the temporary file.
+func (w *writer) close() {
+	<-w.done
+	if w.conn != nil {
+		w.conn.Close()
+	}
+	if w.db != nil {
+		w.db.Close()
+	}
+	if w.tmp != "" {
+		os.Remove(w.tmp)
+	}
+}
+
+// openWriter opens the writer database: locked down, allowed only path.
+func openWriter(ctx context.Context, path string, l Limits) (*stdsql.DB, *stdsql.Conn, error) {
+	connector, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sql: open writer database: %w", err)
+	}
+	db := stdsql.OpenDB(connector)
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("sql: connect writer database: %w", err)
+	}
+	// One thread keeps the rows in the order the job's query produced them.
+	if err := lockdown(ctx, conn, lockSettings{threads: 1, memory: l.Memory, tempDir: "", tempSize: "0 bytes", allowed: []string{path}}); err != nil {
+		conn.Close()
+		db.Close()
+		return nil, nil, err
+	}
+	return db, conn, nil
+}
+
+// writeParquet streams the job's Arrow result rr into a Parquet file at out
+// through w.
 //
 // arrow-go's Parquet writer needs modules this repository does not carry, so the
 // file is written by a second, host-side DuckDB that runs only the fixed COPY below:
@@ -35,21 +112,17 @@ type written struct {
 // row and byte caps and strips the sandbox's appended columns (see layoutOf), and may touch no file but the
 // temporary one it writes. The file is then synced, hashed and linked to out; on any
 // error no file is left at out.
-func writeParquet(ctx context.Context, rr arrowReader, out string, l Limits) (*written, error) {
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("sql: create result file: %w", err)
+func writeParquet(ctx context.Context, rr arrowReader, w *writer, out string, l Limits) (*written, error) {
+	<-w.done
+	if w.err != nil {
+		return nil, w.err
 	}
-	tmp := f.Name()
-	f.Close()
-	defer os.Remove(tmp)
-
 	c, err := newCapped(ctx, rr, l)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Release()
-	if err := copyToParquet(ctx, c, tmp, l); err != nil {
+	if err := copyToParquet(ctx, c, w); err != nil {
 		if c.err != nil { // the cap or the source failed first: report that, not DuckDB's echo of it
 			return nil, c.err
 		}
@@ -59,7 +132,7 @@ func writeParquet(ctx context.Context, rr arrowReader, out string, l Limits) (*w
 		return nil, c.err
 	}
 
-	size, sum, err := syncAndHash(tmp)
+	size, sum, err := syncAndHash(w.tmp)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +140,7 @@ func writeParquet(ctx context.Context, rr arrowReader, out string, l Limits) (*w
 		return nil, fmt.Errorf("%w: result file is %d bytes, more than the limit of %d", ErrLimit, size, l.MaxBytes)
 	}
 	// Link, not rename: it never replaces a file that appeared at out meanwhile.
-	if err := os.Link(tmp, out); err != nil {
+	if err := os.Link(w.tmp, out); err != nil {
 		return nil, fmt.Errorf("sql: publish result file: %w", err)
 	}
 	if err := syncDir(filepath.Dir(out)); err != nil {
@@ -84,25 +157,9 @@ func writeParquet(ctx context.Context, rr arrowReader, out string, l Limits) (*w
 	return res, nil
 }
 
-// copyToParquet runs the writer database: locked down, allowed only path, one COPY.
-func copyToParquet(ctx context.Context, c *capped, path string, l Limits) error {
-	connector, err := duckdb.NewConnector("", nil)
-	if err != nil {
-		return fmt.Errorf("sql: open writer database: %w", err)
-	}
-	db := stdsql.OpenDB(connector)
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("sql: connect writer database: %w", err)
-	}
-	defer conn.Close()
-	// One thread keeps the rows in the order the job's query produced them.
-	if err := lockdown(ctx, conn, lockSettings{threads: 1, memory: l.Memory, tempDir: "", tempSize: "0 bytes", allowed: []string{path}}); err != nil {
-		return err
-	}
-	return conn.Raw(func(dc any) error {
+// copyToParquet runs the one COPY on the writer database.
+func copyToParquet(ctx context.Context, c *capped, w *writer) error {
+	return w.conn.Raw(func(dc any) error {
 		dconn, ok := dc.(driver.Conn)
 		if !ok {
 			return fmt.Errorf("sql: unexpected driver connection %T", dc)
@@ -120,7 +177,7 @@ func copyToParquet(ctx context.Context, c *capped, path string, l Limits) error 
 			return fmt.Errorf("sql: register result stream: %w", err)
 		}
 		defer release()
-		stmt := "COPY (SELECT * FROM " + ident(resultView) + ") TO " + literal(path) + " (FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)"
+		stmt := "COPY (SELECT * FROM " + ident(resultView) + ") TO " + literal(w.tmp) + " (FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)"
 		if _, err := exec.ExecContext(ctx, stmt, nil); err != nil {
 			return fmt.Errorf("sql: write result: %w", err)
 		}
