@@ -271,6 +271,21 @@ func runtimeConfig(pages uint32) wazero.RuntimeConfig {
 // imports only from the allow-list, no imported memories/tables/globals, an
 // exported _start, and a well-formed dsbx.fields custom section.
 func Check(ctx context.Context, wasmBytes []byte) (*Module, error) {
+	m, err := inspect(wasmBytes)
+	if err != nil {
+		return nil, err
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(MaxMemoryPages))
+	defer r.Close(ctx)
+	if _, err := m.compile(ctx, r); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// inspect is Check without compiling: size, imports and custom sections,
+// from the module's bytes.
+func inspect(wasmBytes []byte) (*Module, error) {
 	if len(wasmBytes) > MaxModuleSize {
 		return nil, errorf(CodeTooLarge, "module is %d bytes, limit is %d", len(wasmBytes), MaxModuleSize)
 	}
@@ -296,18 +311,24 @@ func Check(ctx context.Context, wasmBytes []byte) (*Module, error) {
 	if err != nil {
 		return nil, err
 	}
+	m := &Module{Size: len(wasmBytes), Fields: fields, Output: output, bytes: wasmBytes}
+	sum := sha256.Sum256(wasmBytes)
+	m.SHA256 = hex.EncodeToString(sum[:])
+	return m, nil
+}
 
-	r := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(MaxMemoryPages))
-	defer r.Close(ctx)
-	cm, err := r.CompileModule(ctx, wasmBytes)
+// compile compiles m in r (a hit in the shared compilation cache once m
+// was compiled before) and checks what wazero's decoding finds against
+// the ABI: imports (a cross-check of inspect's own scan), no imported
+// memory, and _start. It sets m.Imports.
+func (m *Module) compile(ctx context.Context, r wazero.Runtime) (wazero.CompiledModule, error) {
+	cm, err := r.CompileModule(ctx, m.bytes)
 	if err != nil {
 		return nil, errorf(CodeMalformed, "%v", err)
 	}
 	// cm is not closed: closing it would evict it from the shared compilation cache.
-	m := &Module{Size: len(wasmBytes), Fields: fields, Output: output, bytes: wasmBytes}
-	sum := sha256.Sum256(wasmBytes)
-	m.SHA256 = hex.EncodeToString(sum[:])
-	for _, f := range cm.ImportedFunctions() { // cross-check our own scan
+	m.Imports = nil
+	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
 		if !allowed(mod, name) {
 			return nil, errorf(CodeForbiddenImport, "import %q.%q is not in the allow-list", mod, name)
@@ -324,7 +345,7 @@ func Check(ctx context.Context, wasmBytes []byte) (*Module, error) {
 	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
 		return nil, errorf(CodeNoStart, "_start must take no parameters and return nothing")
 	}
-	return m, nil
+	return cm, nil
 }
 
 func parseFields(secs map[string][][]byte) ([]string, error) {
@@ -485,7 +506,15 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	if spec.Output == nil {
 		return nil, errorf(CodeBadSpec, "no output writer")
 	}
-	m, err := Check(ctx, spec.Module)
+	// Validated as Check does, but compiled once, in the runtime that runs it.
+	m, err := inspect(spec.Module)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	r := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(lim.MemoryPages))
+	defer r.Close(context.Background())
+	cm, err := m.compile(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -501,19 +530,12 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	}
 
 	den := &denials{}
-	t0 := time.Now()
-	r := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(lim.MemoryPages))
-	defer r.Close(context.Background())
 	if err := instantiateWASI(ctx, r, den); err != nil {
 		return rep, fmt.Errorf("wasm: host module: %w", err)
 	}
 	logw := &logWriter{max: lim.MaxLog}
 	if err := instantiateHost(ctx, r, logw, &rep.Progress, spec.Progress); err != nil {
 		return rep, fmt.Errorf("wasm: host module: %w", err)
-	}
-	cm, err := r.CompileModule(ctx, m.bytes) // a compilation cache hit after Check
-	if err != nil {
-		return rep, errorf(CodeMalformed, "%v", err)
 	}
 	rep.Compile = time.Since(t0)
 
