@@ -71,10 +71,20 @@ type WasmReport struct {
 	OverIPC  []time.Duration // native Go decoding the IPC stream and summing
 	Wasm     []time.Duration // wasm.Run end to end (cached compilation)
 	WasmWall []time.Duration // the guest's run (Report.Wall): instantiation to exit
-	// WasmSetup is Report.Compile: runtime setup and the cached compilation
-	// lookup. wasm.Run's time beyond WasmWall and WasmSetup is mostly its
-	// validation (Check) of the module.
+	// WasmSetup is Report.Compile: validation, runtime setup and the
+	// cached compilation lookup.
 	WasmSetup []time.Duration
+	// C is the same job from the C guest (sdk/c/examples/colsum.c, clang
+	// -O2), or why it was not measured.
+	C CGuest
+}
+
+// CGuest is what the C colsum guest measured.
+type CGuest struct {
+	Skipped   string // why it was not measured, or ""
+	ModuleLen int
+	Wasm      []time.Duration // wasm.Run end to end
+	WasmWall  []time.Duration // the guest's run
 }
 
 // runWasm runs the -wasm benchmark and prints progress and a table to w.
@@ -126,6 +136,11 @@ func runWasm(ctx context.Context, o options, w io.Writer) (*WasmReport, error) {
 		return nil, err
 	}
 	rep.ModuleLen, rep.Build, rep.Compile = len(mod), build, compile
+	cmod, skipped, err := b.buildColsumC(ctx, root, dir)
+	if err != nil {
+		return nil, err
+	}
+	rep.C.ModuleLen, rep.C.Skipped = len(cmod), skipped
 
 	first, wall, _, got, err := wasmRun(ctx, mod, in)
 	if err != nil {
@@ -158,8 +173,23 @@ func runWasm(ctx context.Context, o options, w io.Writer) (*WasmReport, error) {
 			return s, d, err
 		}},
 	}
+	if cmod != nil {
+		if _, _, _, got, err := wasmRun(ctx, cmod, in); err != nil {
+			return nil, fmt.Errorf("the C guest: %w", err)
+		} else if got != want {
+			return nil, fmt.Errorf("the C guest computed %+v, native Go in memory %+v: the sides disagree", got, want)
+		}
+		sides = append(sides, struct {
+			name string
+			run  func() (Result, time.Duration, error)
+		}{"the C Wasm job", func() (Result, time.Duration, error) {
+			d, wall, _, s, err := wasmRun(ctx, cmod, in)
+			rep.C.WasmWall = append(rep.C.WasmWall, wall)
+			return s, d, err
+		}})
+	}
 	for i := 0; i < o.runs; i++ {
-		var times [3]time.Duration
+		var times [4]time.Duration
 		for k := range sides { // rotate which side goes first
 			j := (i + k) % len(sides)
 			if err := ctx.Err(); err != nil {
@@ -176,8 +206,13 @@ func runWasm(ctx context.Context, o options, w io.Writer) (*WasmReport, error) {
 			times[j] = d
 		}
 		rep.InMemory, rep.OverIPC, rep.Wasm = append(rep.InMemory, times[0]), append(rep.OverIPC, times[1]), append(rep.Wasm, times[2])
-		b.say("  run %d/%d: native in memory %s, native over IPC %s, Wasm %s (guest %s); sums agree",
-			i+1, o.runs, ms(times[0]), ms(times[1]), ms(times[2]), ms(rep.WasmWall[i]))
+		c := ""
+		if cmod != nil {
+			rep.C.Wasm = append(rep.C.Wasm, times[3])
+			c = fmt.Sprintf(", C Wasm %s (guest %s)", ms(times[3]), ms(rep.C.WasmWall[i]))
+		}
+		b.say("  run %d/%d: native in memory %s, native over IPC %s, Wasm %s (guest %s)%s; sums agree",
+			i+1, o.runs, ms(times[0]), ms(times[1]), ms(times[2]), ms(rep.WasmWall[i]), c)
 	}
 	b.say("done")
 	fmt.Fprintln(w)
@@ -363,6 +398,32 @@ func (b *bench) buildColsum(ctx context.Context, root, dir string) ([]byte, time
 	return mod, build, compile, nil
 }
 
+// cColsum is the C guest's source, relative to the repository root.
+const cColsum = "sdk/c/examples/colsum.c"
+
+// buildColsumC builds the C colsum guest with clang-14 for wasm32-wasi into
+// dir and validates it. Without clang-14 it returns no module and why.
+func (b *bench) buildColsumC(ctx context.Context, root, dir string) ([]byte, string, error) {
+	clang, err := exec.LookPath("clang-14")
+	if err != nil {
+		return nil, "clang-14 is not installed (make guest-toolchains installs it)", nil
+	}
+	out := filepath.Join(dir, "colsum-c.wasm")
+	cmd := exec.CommandContext(ctx, clang, "--target=wasm32-wasi", "-O2", "-I", filepath.Join(root, "sdk/c"), "-o", out, filepath.Join(root, cColsum))
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("build the C colsum guest (%s): %w\n%s", cmd, err, msg)
+	}
+	mod, err := os.ReadFile(out)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := wasm.Check(ctx, mod); err != nil {
+		return nil, "", fmt.Errorf("the platform refuses the C colsum guest: %w", err)
+	}
+	b.say("  colsum-c.wasm: %.0f KB, built with clang-14 -O2 and compiled", float64(len(mod))/(1<<10))
+	return mod, "", nil
+}
+
 // repoRoot returns dir, or the nearest directory at or above the working
 // directory whose go.mod declares this module.
 func repoRoot(dir string) (string, error) {
@@ -413,16 +474,24 @@ func printWasmReport(w io.Writer, r *WasmReport) {
 	}
 	row("native Go, in memory", r.InMemory)
 	row("native Go, over IPC", r.OverIPC)
-	row("Wasm job (wasm.Run)", r.Wasm)
+	row("Wasm job, Go guest (wasm.Run)", r.Wasm)
 	row("  guest run alone", r.WasmWall)
+	if len(r.C.Wasm) > 0 {
+		row("Wasm job, C guest (wasm.Run)", r.C.Wasm)
+		row("  guest run alone", r.C.WasmWall)
+	}
 	tw.Flush()
+	if r.C.Skipped != "" {
+		fmt.Fprintf(w, "\nC guest not measured: %s\n", r.C.Skipped)
+	}
 	fmt.Fprintf(w, `
 sums agree on every side: %d rows, sum %d, min %d, max %d
 colsum.wasm: %.1f MB, go build %s; compilation (first wasm.Check, cold cache) %s; first wasm.Run %s (guest %s)
-later runs: wasm.Run beyond the guest %s (median), of which runtime setup and cached compilation lookup %s, the rest validation (Check)
+later runs: wasm.Run beyond the guest %s (median), of which validation, runtime setup and cached compilation lookup %s
 native in memory  the guest's summing loop over the arrays as generated
 native over IPC   ipc.NewReader over the same stream bytes, then the same loop: the work the guest does
-Wasm job          wasm.Run with the stream as stdin: validation (cached compilation), runtime setup, guest run, result decoding
+Wasm job          wasm.Run with the stream as stdin: validation (cached compilation), runtime setup, guest run, result decoding;
+                  the Go guest is sdk/go/examples/colsum (arrow-go), the C guest sdk/c/examples/colsum.c (the C SDK's reader)
 guest run alone   the Wasm job's Report.Wall: instantiation to exit
 `, r.Result.Rows, r.Result.Sum, r.Result.Min, r.Result.Max,
 		float64(r.ModuleLen)/(1<<20), r.Build.Round(10*time.Millisecond), ms(r.Compile), ms(r.FirstRun), ms(r.FirstWall),
