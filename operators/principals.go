@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
@@ -57,7 +58,10 @@ type NewPrincipal struct {
 	Organization string   `json:"organization,omitempty"`
 }
 
-var nameRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,99}$`)
+// nameRE is compiled on first use: its Unicode classes take tens of
+// milliseconds to compile, which every sandbox worker process (this binary
+// re-executed) would otherwise pay at start.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,99}$`) })
 
 // checkRoles validates a role set: known roles, no repeats, and no
 // combination that would let one principal check its own work.
@@ -93,7 +97,7 @@ func checkRoles(roles []string, organization string) ([]string, error) {
 // shown only now and stored only as a hash.
 func (d *Directory) Add(ctx context.Context, actor string, np NewPrincipal) (Principal, Issued, error) {
 	name := strings.TrimSpace(np.Name)
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return Principal{}, Issued{}, inputErrorf("name %q: use 1 to 100 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit", np.Name)
 	}
 	org := strings.TrimSpace(np.Organization)
