@@ -297,6 +297,13 @@ func (c *Catalog) SnapshotPath(name string, v Version) string {
 	return filepath.Join(c.dir, name, v.ID+".parquet")
 }
 
+// ViewDir is the directory where jobs keep the allowed views they build
+// from version v of dataset name (see sandbox/sql); they are derived from
+// the snapshot and go with it.
+func (c *Catalog) ViewDir(name string, v Version) string {
+	return filepath.Join(c.dir, name, v.ID+".views")
+}
+
 type scanner interface{ Scan(dest ...any) error }
 
 func scanEntry(s scanner) (Entry, error) {

@@ -52,6 +52,9 @@ func (c *Catalog) changeVersion(ctx context.Context, actor, ref, reason, status 
 		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 			return Version{}, fmt.Errorf("destroy %s: %w", ref, err)
 		}
+		if err := os.RemoveAll(c.ViewDir(e.Name, v)); err != nil {
+			return Version{}, fmt.Errorf("destroy %s: views: %w", ref, err)
+		}
 	}
 	if _, err := c.db.ExecContext(ctx, `UPDATE dataset_versions SET status = ?, status_reason = ?, status_at = ? WHERE dataset = ? AND version = ?`,
 		status, reason, now.Format(time.RFC3339Nano), e.Name, v.ID); err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -90,7 +91,14 @@ func TestSealAndDestroy(t *testing.T) {
 		t.Errorf("sealing twice changed state")
 	}
 
-	// Destroy: the file goes, the row stays without the data's values.
+	// Destroy: the file goes, and the views jobs built from it, the row
+	// stays without the data's values.
+	if err := os.MkdirAll(tc.ViewDir("people", v2), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tc.ViewDir("people", v2), "v.duckdb"), []byte("a built view"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	destroyed, err := tc.Destroy(ctx, "steward", ref2, "retention period over")
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +112,9 @@ func TestSealAndDestroy(t *testing.T) {
 	}
 	if _, err := os.Stat(tc.SnapshotPath("people", v2)); !os.IsNotExist(err) {
 		t.Errorf("destroyed snapshot still there: %v", err)
+	}
+	if _, err := os.Stat(tc.ViewDir("people", v2)); !os.IsNotExist(err) {
+		t.Errorf("views built from the destroyed snapshot still there: %v", err)
 	}
 	if _, err := os.Stat(tc.SnapshotPath("people", v1)); err != nil {
 		t.Errorf("the other version's snapshot: %v", err)

@@ -251,7 +251,8 @@ func (s *Service) sandbox(ctx context.Context, j *Job, entry datasets.Entry, ver
 	case j.Analysis.Aggregate:
 		query = j.Analysis.CellSQL
 	}
-	return sqlbox.RunIsolated(ctx, sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: out})
+	spec := sqlbox.Spec{Query: query, Tables: []sqlbox.Table{table}, Limits: limits, Out: out, Views: s.catalog.ViewDir(entry.Name, version)}
+	return sqlbox.RunIsolated(ctx, spec)
 }
 
 // limitsOf bounds the sandbox work done for j, with temp as its temp

@@ -28,6 +28,7 @@ type Catalog interface {
 	Get(ctx context.Context, name string) (datasets.Entry, error)
 	Resolve(ctx context.Context, ref string) (datasets.Entry, datasets.Version, error)
 	SnapshotPath(name string, v datasets.Version) string
+	ViewDir(name string, v datasets.Version) string
 }
 
 // Agreements finds the agreements jobs run under.
