@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/datasandbox/dsbx/failpoint"
 )
 
 const (
@@ -454,6 +456,7 @@ func (l *Log) write(lines []byte, off int64, hbuf []byte, hoff int64) error {
 		_, err = l.hashes.WriteAt(hbuf, hoff)
 	}
 	if err == nil {
+		failpoint.Hit(failpoint.AuditWrite)
 		// The two files sync at once: a batch waits for the slower fsync,
 		// not for both one after the other.
 		hashesSynced := make(chan error, 1)

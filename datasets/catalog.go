@@ -172,11 +172,38 @@ type Catalog struct {
 // NewCatalog returns a catalog over db that keeps snapshots in dir and
 // records every change in log.
 // Imports that were interrupted (the process died) leave files in the
-// staging directory only; NewCatalog removes them.
+// staging directory, and, if cut off between moving the snapshot into place
+// and storing its version, a snapshot no version names (its
+// dataset.imported entry stays in the log, the version is not in the
+// catalog: import the file again); NewCatalog removes both.
 func NewCatalog(db *sql.DB, dir string, log Recorder) *Catalog {
 	c := &Catalog{db: db, dir: dir, log: log, now: time.Now}
 	os.RemoveAll(c.staging())
+	c.removeOrphanSnapshots()
 	return c
+}
+
+// removeOrphanSnapshots removes snapshot files that no version row names.
+func (c *Catalog) removeOrphanSnapshots() {
+	files, _ := filepath.Glob(filepath.Join(c.dir, "*", "*.parquet"))
+	for _, f := range files {
+		name, id := filepath.Base(filepath.Dir(f)), strings.TrimSuffix(filepath.Base(f), ".parquet")
+		var n int
+		err := c.db.QueryRowContext(context.Background(), `SELECT count(*) FROM dataset_versions WHERE dataset = ? AND version = ?`, name, id).Scan(&n)
+		if err == nil && n == 0 {
+			os.Remove(f)
+		}
+	}
+	// Views of versions that are gone or destroyed.
+	dirs, _ := filepath.Glob(filepath.Join(c.dir, "*", "*.views"))
+	for _, d := range dirs {
+		name, id := filepath.Base(filepath.Dir(d)), strings.TrimSuffix(filepath.Base(d), ".views")
+		var n int
+		err := c.db.QueryRowContext(context.Background(), `SELECT count(*) FROM dataset_versions WHERE dataset = ? AND version = ? AND status <> ?`, name, id, VersionDestroyed).Scan(&n)
+		if err == nil && n == 0 {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // ErrNotFound reports an unknown dataset or version.

@@ -18,6 +18,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/failpoint"
 )
 
 // Import formats.
@@ -229,6 +230,7 @@ func (c *Catalog) Import(ctx context.Context, actor, name string, src Source, pa
 	if _, err := db.ExecContext(ctx, "COPY (SELECT "+strings.Join(sel, ", ")+" FROM "+raw+") TO "+literal(final)+" (FORMAT parquet, COMPRESSION zstd)"); err != nil {
 		return Imported{}, fmt.Errorf("import %s: write snapshot: %w", name, err)
 	}
+	failpoint.Hit(failpoint.ImportStaged)
 	snapshot := "read_parquet(" + literal(final) + ")"
 	var rows int64
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+snapshot).Scan(&rows); err != nil {
@@ -310,6 +312,7 @@ func (c *Catalog) Import(ctx context.Context, actor, name string, src Source, pa
 	if err := os.Rename(final, dst); err != nil {
 		return Imported{}, fmt.Errorf("import %s: %w", name, err)
 	}
+	failpoint.Hit(failpoint.ImportStore)
 	if err := c.storeVersion(ctx, name, fields, version, profile); err != nil {
 		os.Remove(dst)
 		return Imported{}, fmt.Errorf("import %s: %w", name, err)

@@ -261,6 +261,11 @@ func (s *Service) ledger(ctx context.Context, j *Job) error {
 		return err
 	}
 	defer tx.Rollback()
+	// A release cut off by a crash after its cells were recorded runs
+	// again: its cells replace the ones recorded then.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM released_cells WHERE job = ?`, j.ID); err != nil {
+		return fmt.Errorf("job %d: ledger: %w", j.ID, err)
+	}
 	for len(raw) > 0 {
 		row, ok1 := next()
 		count, ok2 := next()

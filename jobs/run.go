@@ -16,6 +16,7 @@ import (
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/disclosure"
+	"github.com/datasandbox/dsbx/failpoint"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
 	"github.com/datasandbox/dsbx/privacy"
@@ -46,10 +47,28 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 		if err != nil {
 			return err
 		}
+		// Cut off after its release was recorded: finish the release.
+		if e, ok, err := s.releasedEntry(j); err != nil {
+			return err
+		} else if ok {
+			if done, err := s.finishRelease(ctx, &j, e); err != nil || done {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if err := s.step(ctx, &j, "job.requeued", StateQueued, map[string]any{"reason": "interrupted by a restart; runs again from the start"}); err != nil {
 			return err
 		}
 	}
+	if err := s.failAbandoned(ctx); err != nil {
+		return err
+	}
+	if err := s.cleanQuarantine(ctx); err != nil {
+		return err
+	}
+	sqlbox.KeepSpareWorkers(max(workers, 1))
 	for i := 0; i < max(workers, 1); i++ {
 		s.wg.Add(1)
 		go s.work(ctx)
@@ -65,6 +84,25 @@ func (s *Service) Stop() {
 		s.stop()
 	}
 	s.wg.Wait()
+	sqlbox.KeepSpareWorkers(0)
+}
+
+// Drain shuts the service down gently: from now on Submit refuses jobs with
+// ErrShuttingDown and workers claim no queued job, and Drain waits for the
+// jobs running to finish until ctx ends. Those still running then are cut
+// off as by Stop: they stay running and the next Start queues them again
+// (a restart loses no job; it runs again from the start). Queued jobs stay
+// queued.
+func (s *Service) Drain(ctx context.Context) {
+	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.drained) })
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.Stop()
+	}
 }
 
 // wakeWorkers tells idle workers that a job may be waiting.
@@ -78,6 +116,9 @@ func (s *Service) wakeWorkers() {
 func (s *Service) work(ctx context.Context) {
 	defer s.wg.Done()
 	for {
+		if s.draining.Load() {
+			return
+		}
 		j, ok, err := s.claim(ctx)
 		if err != nil && ctx.Err() == nil {
 			slog.Error("claim job", "err", err)
@@ -85,6 +126,8 @@ func (s *Service) work(ctx context.Context) {
 		if !ok {
 			select {
 			case <-ctx.Done():
+				return
+			case <-s.drained:
 				return
 			case <-s.wake:
 				continue
@@ -154,6 +197,7 @@ func (s *Service) execute(ctx context.Context, j Job) error {
 		j.Error = err.Error()
 		return s.step(ctx, &j, "job.failed", StateFailed, map[string]any{"error": j.Error, "run": j.Run})
 	}
+	failpoint.Hit(failpoint.ResultWritten)
 	rs := report.Resources
 	var guest *GuestRun
 	if j.Run != nil {
@@ -286,6 +330,7 @@ func (s *Service) check(ctx context.Context, j *Job, report *sqlbox.Report) erro
 	}
 	defer as.table.Release()
 	j.Checks, j.Remedies, j.ResultKind = as.report.Findings, as.report.Changes, string(as.report.Kind)
+	failpoint.Hit(failpoint.Check)
 	if as.report.Verdict != disclosure.Fail {
 		temp := filepath.Join(s.dir, fmt.Sprint(j.ID), "tmp-release")
 		os.RemoveAll(temp)
@@ -392,6 +437,7 @@ func (s *Service) settle(ctx context.Context, j *Job, d policies.ReleaseDecision
 	if err := s.ledger(ctx, j); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.Release)
 	rel, err := s.log.Append(ctx, audit.Event{
 		Kind: "result.released", Principal: j.Operator, Subject: j.subject(),
 		Data: releaseEvent{Job: j.ID, SHA256: file.SHA256, Rows: file.Rows, Bytes: file.Bytes,
@@ -401,6 +447,7 @@ func (s *Service) settle(ctx context.Context, j *Job, d policies.ReleaseDecision
 	if err != nil {
 		return fmt.Errorf("job %d: record release: %w", j.ID, err)
 	}
+	failpoint.Hit(failpoint.Released)
 	j.Result.ReleaseSeq = rel.Seq
 	j.State = StateReleased
 	return s.save(ctx, j)

@@ -11,10 +11,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/datasets"
+	"github.com/datasandbox/dsbx/failpoint"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
 	"github.com/datasandbox/dsbx/privacy"
@@ -79,6 +81,10 @@ type Service struct {
 	changed   chan struct{} // closed, and replaced, whenever a job changes state
 	wg        sync.WaitGroup
 	stop      context.CancelFunc
+
+	draining  atomic.Bool   // set by Drain: no submissions, no claims
+	drainOnce sync.Once     // closes drained
+	drained   chan struct{} // closed by Drain, to stop idle workers
 }
 
 // New returns a service that keeps quarantined results under dir. secret
@@ -87,7 +93,7 @@ type Service struct {
 func New(db *sql.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy Policy, log AuditLog) *Service {
 	return &Service{
 		db: db, dir: dir, secret: secret, catalog: catalog, agreements: agreements, policy: policy, log: log,
-		now: time.Now, wake: make(chan struct{}, 1), changed: make(chan struct{}),
+		now: time.Now, wake: make(chan struct{}, 1), changed: make(chan struct{}), drained: make(chan struct{}),
 	}
 }
 
@@ -131,6 +137,10 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
 // ErrNotFound reports an unknown job, or one the caller may not see.
 var ErrNotFound = errors.New("not found")
+
+// ErrShuttingDown refuses a submission while the service drains (see
+// Drain); the server answers it with HTTP 503.
+var ErrShuttingDown = errors.New("the server is shutting down and admits no jobs; submit again once it is back")
 
 // InputError is a refused submission; the server answers it with HTTP 400.
 type InputError struct {
@@ -296,6 +306,9 @@ func (s *Service) Explain(ctx context.Context, p operators.Principal, req Reques
 // request or SQL is refused with an *InputError and nothing is stored (SQL
 // the analysis refuses is recorded as an attempt).
 func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request) (Job, error) {
+	if s.draining.Load() {
+		return Job{}, ErrShuttingDown
+	}
 	a, err := s.admit(ctx, p, req)
 	var r *refusal
 	if errors.As(err, &r) {
@@ -340,6 +353,7 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 			}
 		}
 	}
+	failpoint.Hit(failpoint.Admitted)
 	kind := a.input.Job.Kind
 	data := map[string]any{
 		"dataset": entry.Name, "version": version.ID, "kind": kind,
@@ -374,6 +388,7 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 	}); err != nil {
 		return Job{}, fmt.Errorf("record decision: %w", err)
 	}
+	failpoint.Hit(failpoint.Decided)
 	if err := s.insert(ctx, job); err != nil {
 		return Job{}, err
 	}
@@ -385,6 +400,7 @@ func (s *Service) Submit(ctx context.Context, p operators.Principal, req Request
 	if job.State == StateQueued {
 		s.wakeWorkers()
 	}
+	failpoint.Hit(failpoint.Submitted)
 	return job, nil
 }
 
