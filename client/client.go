@@ -53,9 +53,9 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w (is 'dsbx serve' running there? set --server)", method, c.base+path, err)
+		return nil, fmt.Errorf("%s %s: %w (%s)", method, c.base+path, err, hint(err))
 	}
 	return resp, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -230,12 +231,24 @@ func (d *Directory) Authenticate(ctx context.Context, token string) (Principal, 
 	if token == "" {
 		return Principal{}, Credential{}, ErrUnauthenticated
 	}
-	c, err := scanCredential(d.db.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM tokens WHERE hash = ?`, hashToken(token)))
+	// The token is looked up by its SHA-256. Whatever the lookup's timing
+	// reveals concerns the hash of the presented token, not the token:
+	// learning that a guess's hash shares a prefix with a stored hash does
+	// not help build a token whose hash matches more of it (that would take
+	// a preimage), so the index lookup leaks nothing useful. The stored hash
+	// is compared once more in constant time all the same, so that the
+	// decision never rests on a variable-time comparison.
+	presented := hashToken(token)
+	var stored string
+	c, err := scanCredential(withHash{d.db.QueryRowContext(ctx, `SELECT hash, `+credentialColumns+` FROM tokens WHERE hash = ?`, presented), &stored})
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, Credential{}, ErrUnauthenticated
 	}
 	if err != nil {
 		return Principal{}, Credential{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(stored), []byte(presented)) != 1 {
+		return Principal{}, Credential{}, ErrUnauthenticated
 	}
 	p, err := d.Get(ctx, c.Principal)
 	if err != nil {
@@ -252,3 +265,11 @@ func (d *Directory) Authenticate(ctx context.Context, token string) (Principal, 
 	}
 	return p, c, nil
 }
+
+// withHash scans a row of the hash column followed by credentialColumns.
+type withHash struct {
+	row  interface{ Scan(...any) error }
+	hash *string
+}
+
+func (w withHash) Scan(dest ...any) error { return w.row.Scan(append([]any{w.hash}, dest...)...) }

@@ -86,10 +86,16 @@ func (s *Server) auth(who rule, h handler) http.HandlerFunc {
 		var refused *operators.AuthError
 		switch {
 		case errors.As(err, &refused):
+			if !s.limitFailedAuth(w, r) {
+				return
+			}
 			s.denied(audit.WithCredential(r.Context(), cred.ID), r, cred.Principal, http.StatusUnauthorized, refused.Error())
 			writeError(w, http.StatusUnauthorized, "unauthenticated", refused.Error()+"; ask for a new token")
 			return
 		case errors.Is(err, operators.ErrUnauthenticated):
+			if !s.limitFailedAuth(w, r) {
+				return
+			}
 			writeError(w, http.StatusUnauthorized, "unauthenticated", "the token is unknown")
 			return
 		case err != nil:

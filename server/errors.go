@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -68,11 +67,13 @@ func errorBody(err error) (int, Error) {
 	case errors.As(err, &withdrawn):
 		return http.StatusConflict, Error{"withdrawn", withdrawn.Error()}
 	case errors.As(err, &tooBig):
-		return http.StatusRequestEntityTooLarge, Error{"too_large", err.Error()}
+		return http.StatusRequestEntityTooLarge, Error{"body_too_large", bodyTooLarge(tooBig.Limit)}
 	case errors.Is(err, datasets.ErrNotOpen):
 		return http.StatusForbidden, Error{"not_open", err.Error()}
 	case errors.Is(err, datasets.ErrNotFound), errors.Is(err, operators.ErrNotFound), errors.Is(err, jobs.ErrNotFound):
 		return http.StatusNotFound, Error{"not_found", err.Error()}
+	case errors.Is(err, jobs.ErrShuttingDown):
+		return http.StatusServiceUnavailable, Error{"shutting_down", err.Error()}
 	case errors.Is(err, jobs.ErrIntegrity):
 		slog.Error("integrity", "err", err)
 		return http.StatusInternalServerError, Error{"integrity", err.Error()}
@@ -101,7 +102,7 @@ func decodeUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) bool
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than %d bytes, the limit for this endpoint", limit))
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", bodyTooLarge(limit))
 			return false
 		}
 		writeError(w, http.StatusBadRequest, "bad_request", "request body is not the expected JSON: "+err.Error())

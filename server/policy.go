@@ -159,7 +159,7 @@ func (s *Server) reloadPolicies(w http.ResponseWriter, r *http.Request, p operat
 // or running it.
 func (s *Server) explain(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	var req jobs.Request
-	if !decodeUpTo(w, r, &req, jobBody) {
+	if !decodeUpTo(w, r, &req, jobBody) || !jobSizeOK(w, req) {
 		return
 	}
 	ex, err := s.jobs.Explain(r.Context(), p, req)

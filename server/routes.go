@@ -26,7 +26,7 @@ type patternMux struct {
 
 func (m *patternMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	m.patterns = append(m.patterns, pattern)
-	m.ServeMux.HandleFunc(pattern, h)
+	m.ServeMux.HandleFunc(pattern, capBody(bodyLimit(pattern), h))
 }
 
 // Routes lists the API's route patterns ("METHOD /path/{param}"), in the
@@ -125,10 +125,15 @@ func (s *Server) routes() http.Handler {
 
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 	var req jobs.Request
-	if !decodeUpTo(w, r, &req, jobBody) {
+	if !decodeUpTo(w, r, &req, jobBody) || !jobSizeOK(w, req) {
+		return
+	}
+	done, ok := s.openJobsGate(w, r, p)
+	if !ok {
 		return
 	}
 	j, err := s.jobs.Submit(r.Context(), p, req)
+	done()
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,22 @@ type Config struct {
 	// Standard Time) jobs are expected; a submission outside them raises an
 	// alert.
 	AgreedHours *[2]int
+	// MaxOpenJobs is how many queued or running jobs one principal may
+	// have; a submission beyond it is refused with 429. 0: no limit
+	// ('dsbx serve' defaults to DefaultMaxOpenJobs).
+	MaxOpenJobs int
+	// RateLimit bounds the requests per token (and per remote address
+	// without a valid token); zero: no limit ('dsbx serve' defaults to
+	// DefaultRateLimit, DefaultRateBurst).
+	RateLimit RateLimit
+	// TLS, if set, makes Serve answer HTTPS (see LoadTLS).
+	TLS *tls.Config
+	// Grace is how long Serve, once its ctx is done, lets running jobs
+	// finish (default 30s): submissions are refused with 503
+	// shutting_down meanwhile, other requests are still answered. Jobs
+	// still running after it are cut off and queued again at the next
+	// start.
+	Grace time.Duration
 }
 
 // AdminTokenFile is the file in the data directory that holds the admin
@@ -105,6 +122,9 @@ type Server struct {
 
 	sessionsMu sync.Mutex
 	sessions   map[string]time.Time // credential ID → last use, for sign-in records
+
+	limiter     *limiter // per-token request rate; nil: none
+	submitLocks sync.Map // principal → *sync.Mutex, for MaxOpenJobs
 }
 
 // Open opens (creating on first start) the platform in cfg.Data and starts
@@ -119,12 +139,17 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 30 * time.Second
 	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 30 * time.Second
+	}
 	if cfg.Origin == "" {
 		cfg.Origin = "datasandbox.local/audit"
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data directory: %w", err)
 	}
+	// Uploads a crash cut off (see receive) are never used again.
+	os.RemoveAll(filepath.Join(cfg.Data, "tmp"))
 	policy, err := loadPolicies(ctx, cfg.Policies)
 	if err != nil {
 		return nil, err
@@ -180,7 +205,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	sweepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopSweep, s.swept = stop, make(chan struct{})
 	go s.sweepEvery(sweepCtx, cfg.SweepEvery)
-	s.handler = s.routes()
+	s.handler = s.chain(s.routes())
 	return s, nil
 }
 
@@ -265,15 +290,28 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve answers HTTP on l until ctx is done, then shuts down gracefully.
+// Serve answers HTTP (HTTPS if Config.TLS is set) on l until ctx is done, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context {
+		// Requests outlive ctx: they are answered while the jobs drain.
+		return context.WithoutCancel(ctx)
+	}}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
+	if s.cfg.TLS != nil {
+		hs.TLSConfig = s.cfg.TLS.Clone()
+		go func() { errc <- hs.ServeTLS(l, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(l) }()
+	}
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+		// Drain first, still answering requests: submissions get 503
+		// shutting_down, running jobs get the grace period to finish.
+		grace, cancelGrace := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Grace)
+		s.jobs.Drain(grace)
+		cancelGrace()
 		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := hs.Shutdown(shut); err != nil {

@@ -21,6 +21,7 @@ type globals struct {
 	server string
 	token  string
 	json   bool
+	ca     string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.server, "server", "http://127.0.0.1:8686", "URL of the dsbx server")
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $DSBX_TOKEN)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON")
+	root.PersistentFlags().StringVar(&g.ca, "ca", "", "PEM file of a CA to trust for an https:// --server with a self-signed certificate (default $DSBX_CA)")
 	root.AddCommand(serveCmd(), demoCmd(), datasetCmd(g), objectionCmd(g), principalCmd(g), tokenCmd(g), applicationCmd(g), agreementCmd(g), policyCmd(g), wasmCmd(g), jobCmd(g), reviewCmd(g), privacyCmd(g), runCmd(g), resultCmd(g), auditCmd(g))
 	return root
 }
@@ -68,7 +70,15 @@ func (g *globals) client() *client.Client {
 	if token == "" {
 		token = os.Getenv("DSBX_TOKEN")
 	}
-	return client.New(g.server, token)
+	ca := g.ca
+	if ca == "" {
+		ca = os.Getenv("DSBX_CA")
+	}
+	c := client.New(g.server, token)
+	if ca != "" {
+		c = c.WithCAFile(ca)
+	}
+	return c
 }
 
 // emit prints v as JSON when --json is set, else calls human.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,7 @@ import (
 
 func serveCmd() *cobra.Command {
 	var cfg server.Config
-	var addr, hours string
+	var addr, hours, tlsCert, tlsKey string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the platform: HTTP API, job workers, audit log",
@@ -31,6 +32,14 @@ func serveCmd() *cobra.Command {
 				}
 				cfg.AgreedHours = &h
 			}
+			if cfg.MaxOpenJobs < 0 || cfg.RateLimit.PerSecond < 0 || cfg.RateLimit.Burst < 0 {
+				return fmt.Errorf("--max-open-jobs, --rate-limit and --rate-burst cannot be negative (0 turns the limit off)")
+			}
+			tlsConfig, err := server.LoadTLS(tlsCert, tlsKey)
+			if err != nil {
+				return err
+			}
+			cfg.TLS = tlsConfig
 			srv, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -40,7 +49,11 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w (use --addr to pick another address)", addr, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "dsbx serving http://%s (data %s; admin token in %s)\n", l.Addr(), cfg.Data, filepath.Join(cfg.Data, server.AdminTokenFile))
+			scheme := "http"
+			if cfg.TLS != nil {
+				scheme = "https"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dsbx serving %s://%s (data %s; admin token in %s)\n", scheme, l.Addr(), cfg.Data, filepath.Join(cfg.Data, server.AdminTokenFile))
 			// SIGHUP reloads the policies, as 'dsbx policy reload' does.
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
@@ -62,7 +75,13 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8686", "address to listen on")
 	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory or .tar.gz of .rego files overlaying the built-in bundle (same name replaces, new name adds); reloaded on SIGHUP or 'dsbx policy reload'")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once")
+	cmd.Flags().DurationVar(&cfg.Grace, "grace", 30*time.Second, "on SIGTERM or SIGINT: how long running jobs may finish (submissions are refused meanwhile) before they are cut off and queued again for the next start; then the audit log is flushed and dsbx exits 0")
 	cmd.Flags().StringVar(&hours, "agreed-hours", "", "hours FROM-TO (China Standard Time, e.g. 8-20) jobs are expected; a submission outside them raises an alert")
+	cmd.Flags().IntVar(&cfg.MaxOpenJobs, "max-open-jobs", server.DefaultMaxOpenJobs, "queued or running jobs one principal may have; more are refused with 429 (0: no limit)")
+	cmd.Flags().Float64Var(&cfg.RateLimit.PerSecond, "rate-limit", server.DefaultRateLimit, "requests per second per token (and per remote address without one); more are refused with 429 and Retry-After (0: no limit)")
+	cmd.Flags().IntVar(&cfg.RateLimit.Burst, "rate-burst", server.DefaultRateBurst, "requests a token may send at once above --rate-limit")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with, TLS 1.2 or later; needs --tls-key")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().IntVar(&cfg.ResponseDays, "response-days", operators.ResponseDays, "working days providers have to answer an application")
 	return cmd
 }

@@ -278,7 +278,7 @@ func TestRunMaxBytes(t *testing.T) {
 	spec := testSpec(t, snapshot, `SELECT id_number, repeat(district, 100) FROM people`)
 	spec.Limits.MaxBytes = 10 << 10
 	_, err := Run(ctx(t), spec)
-	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "bytes") {
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "limit of 10240") {
 		t.Fatalf("err = %v, want the byte limit", err)
 	}
 	noFileAt(t, spec.Out)
