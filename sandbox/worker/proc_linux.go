@@ -15,15 +15,23 @@ func isolate(cmd *exec.Cmd) {
 }
 
 // residentBytes is the resident memory of process pid, or 0 if unknown.
-func residentBytes(pid int) int64 {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+func residentBytes(pid int) int64 { return statusBytes("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:") }
+
+// peakResident is this process's peak resident memory since it started
+// (since its exec), or 0 if unknown.
+func peakResident() int64 { return statusBytes("/proc/self/status", "VmHWM:") }
+
+// statusBytes reads the size in kB on the line of a /proc status file
+// starting with key, in bytes.
+func statusBytes(path, key string) int64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(s.Text(), key); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}

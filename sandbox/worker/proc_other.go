@@ -18,3 +18,6 @@ func usage(ps *os.ProcessState) Usage { return Usage{CPU: ps.UserTime() + ps.Sys
 
 // alive assumes a started process still runs outside Linux.
 func alive(int) bool { return true }
+
+// peakResident is unknown outside Linux.
+func peakResident() int64 { return 0 }

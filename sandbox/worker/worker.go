@@ -16,8 +16,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/datasandbox/dsbx/failpoint"
@@ -63,7 +65,25 @@ func Serve(kind string, handle func(mode string, in io.Reader, out io.Writer) in
 			hold = append(hold, b)
 		}
 	}
-	os.Exit(handle(mode, os.Stdin, os.Stdout))
+	code := handle(mode, os.Stdin, os.Stdout)
+	reportPeak()
+	os.Exit(code)
+}
+
+// peakFD is the descriptor on which a worker reports its peak resident
+// memory to Run as it exits. The kernel's rusage cannot tell: a child
+// started by vfork and exec is charged the parent's peak up to the exec.
+const peakFD = 3
+
+// reportPeak writes this process's peak resident memory, in bytes, to
+// peakFD if Run opened it.
+func reportPeak() {
+	f := os.NewFile(peakFD, "peak")
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		return
+	}
+	fmt.Fprint(f, peakResident())
+	f.Close()
 }
 
 // Limits bound a worker process.
@@ -126,13 +146,20 @@ func Run(ctx context.Context, kind, mode string, input []byte, lim Limits) ([]by
 		p.stdin.Close()
 	}()
 	failpoint.Hit(failpoint.Query)
-	if lim.MaxRSS > 0 {
-		go watchMemory(runCtx, p.cmd.Process.Pid, lim.MaxRSS, kill)
-	}
+	var polled atomic.Int64 // the highest resident memory watchMemory saw
+	go watchMemory(runCtx, p.cmd.Process.Pid, lim.MaxRSS, kill, &polled)
 	werr := p.cmd.Wait()
 	var use Usage
 	if p.cmd.ProcessState != nil { // nil only if waiting for the worker failed
 		use = usage(p.cmd.ProcessState)
+	}
+	// The worker's own report of its peak (it is gone when the worker was
+	// killed: then the highest sample), not the kernel's, which may be this
+	// process's.
+	if reported := <-p.peak; reported > 0 {
+		use.PeakRSS = reported
+	} else if n := polled.Load(); n > 0 {
+		use.PeakRSS = n
 	}
 
 	switch {
@@ -156,6 +183,7 @@ type proc struct {
 	stdin  io.WriteCloser
 	stdout *capWriter
 	stderr *tailWriter
+	peak   chan int64 // the peak the worker reports as it exits (0 if it did not)
 }
 
 // start starts this binary as a worker of kind in mode, with an empty
@@ -171,15 +199,29 @@ func start(kind, mode string) (*proc, error) {
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = []string{env}
-	p := &proc{cmd: cmd, stdout: &capWriter{}, stderr: &tailWriter{max: maxStderr}}
+	p := &proc{cmd: cmd, stdout: &capWriter{}, stderr: &tailWriter{max: maxStderr}, peak: make(chan int64, 1)}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("worker: start: %w", err)
 	}
-	isolate(cmd)
-	if err := cmd.Start(); err != nil {
+	pr, pw, err := os.Pipe()
+	if err != nil {
 		return nil, fmt.Errorf("worker: start: %w", err)
 	}
+	cmd.ExtraFiles = []*os.File{pw} // peakFD in the worker
+	isolate(cmd)
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("worker: start: %w", err)
+	}
+	go func() {
+		defer pr.Close()
+		b, _ := io.ReadAll(io.LimitReader(pr, 32))
+		n, _ := strconv.ParseInt(string(b), 10, 64)
+		p.peak <- n
+	}()
 	return p, nil
 }
 
@@ -276,9 +318,10 @@ func refill(kind string) {
 	p.stop()
 }
 
-// watchMemory polls the resident memory of process pid until ctx ends, and
-// kills the worker through kill once it exceeds limit.
-func watchMemory(ctx context.Context, pid int, limit int64, kill context.CancelCauseFunc) {
+// watchMemory polls the resident memory of process pid until ctx ends,
+// keeping the highest in peak, and kills the worker through kill once it
+// exceeds limit (0: no limit).
+func watchMemory(ctx context.Context, pid int, limit int64, kill context.CancelCauseFunc, peak *atomic.Int64) {
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	for {
@@ -286,7 +329,11 @@ func watchMemory(ctx context.Context, pid int, limit int64, kill context.CancelC
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if rss := residentBytes(pid); rss > limit {
+			rss := residentBytes(pid)
+			if rss > peak.Load() {
+				peak.Store(rss)
+			}
+			if limit > 0 && rss > limit {
 				kill(&KilledError{
 					Reason: "memory",
 					Msg:    fmt.Sprintf("the worker's resident memory reached %d MiB, over its hard cap of %d MiB; it was killed", rss>>20, limit>>20),

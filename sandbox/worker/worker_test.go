@@ -200,3 +200,23 @@ func waitSpares(t *testing.T, kind string, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A worker's peak memory is its own, not its parent's: the kernel's rusage
+// charges a child started by vfork and exec with the parent's peak.
+func TestPeakIsTheWorkersOwn(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("peaks are read from /proc")
+	}
+	big := make([]byte, 400<<20)
+	for i := range big {
+		big[i] = 1
+	}
+	_, use, err := Run(context.Background(), "test", "", []byte("small"), quick)
+	runtime.KeepAlive(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if use.PeakRSS <= 0 || use.PeakRSS >= 200<<20 {
+		t.Errorf("worker peak %d MiB with a parent of over 400 MiB; want the worker's own few MiB", use.PeakRSS>>20)
+	}
+}
