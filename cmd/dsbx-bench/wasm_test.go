@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestWasmBenchSmall(t *testing.T) {
 		"sums agree",
 		"native Go, in memory",
 		"native Go, over IPC",
-		"Wasm job (wasm.Run)",
+		"Wasm job, Go guest (wasm.Run)",
 		"guest run alone",
 		"/ native in memory",
 		"/ native over IPC",
@@ -51,6 +52,9 @@ func TestWasmBenchSmall(t *testing.T) {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("output lacks %q", line)
 		}
+	}
+	if _, err := exec.LookPath("clang-14"); err == nil && !strings.Contains(out.String(), "Wasm job, C guest (wasm.Run)") {
+		t.Error("clang-14 is installed but the C guest was not measured")
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -228,10 +229,14 @@ type Module struct {
 	bytes   []byte
 }
 
-// cache is the compilation cache shared by every runtime in this process.
+// The process-wide compilation state: how guests are stopped at their
+// deadline (see ExitAtDeadline), and the compilation cache every runtime
+// shares, one per way of stopping (the compiled code differs: wazero's
+// file cache does not tell them apart).
 var (
-	cacheMu sync.Mutex
-	cache   wazero.CompilationCache
+	cacheMu  sync.Mutex
+	cache    wazero.CompilationCache
+	exitMode *Deadline // set by ExitAtDeadline
 )
 
 func sharedCache() wazero.CompilationCache {
@@ -245,8 +250,13 @@ func sharedCache() wazero.CompilationCache {
 
 // UseCacheDir makes the process-wide compilation cache keep compiled modules
 // in dir as well as in memory, so short-lived worker processes share them.
-// Call it before the first Check or Run.
+// Call it before the first Check or Run (and after ExitAtDeadline).
 func UseCacheDir(dir string) error {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if exitMode != nil {
+		dir = filepath.Join(dir, "exit-at-deadline")
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("wasm: compilation cache: %w", err)
 	}
@@ -254,16 +264,49 @@ func UseCacheDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("wasm: compilation cache %s: %w", dir, err)
 	}
-	cacheMu.Lock()
-	defer cacheMu.Unlock()
 	cache = c
 	return nil
+}
+
+// Deadline is how a process that runs guests without deadline checks in
+// their compiled code ends them (see ExitAtDeadline).
+type Deadline struct {
+	// Arm is called as a guest starts, with its time limit and the error a
+	// timeout reports: the process must end at that time with that error,
+	// unless the returned disarm is called first. A guest in a tight loop
+	// cannot be preempted, and a garbage collection waiting to stop the
+	// world stops every goroutine: Arm must not rely on a Go timer.
+	Arm func(timeout time.Duration, err error) (disarm func())
+	// Stop ends the process with a limit's error (the output cap). It is
+	// called on the guest's own goroutine, inside a host call.
+	Stop func(error)
+}
+
+// ExitAtDeadline makes this process compile and run guests without
+// wazero's deadline checks in the compiled code (WithCloseOnContextDone),
+// which cost about ten times the guest's time on a tight loop: d ends the
+// process at the deadline (or at the output cap) instead. It is for a
+// process that runs one guest and nothing else, as sandbox/wasmjob's
+// workers do: the process ends wherever the guest is, even inside a host
+// call, which the checks cannot stop. Call it before the first Check, Run
+// or UseCacheDir.
+func ExitAtDeadline(d Deadline) {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	exitMode, cache = &d, nil
+}
+
+// deadline is the Deadline ExitAtDeadline set, or nil.
+func deadline() *Deadline {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	return exitMode
 }
 
 func runtimeConfig(pages uint32) wazero.RuntimeConfig {
 	return wazero.NewRuntimeConfig(). // compiler engine where supported
 						WithCompilationCache(sharedCache()).
-						WithCloseOnContextDone(true).
+						WithCloseOnContextDone(deadline() == nil).
 						WithMemoryLimitPages(pages)
 }
 
@@ -271,7 +314,7 @@ func runtimeConfig(pages uint32) wazero.RuntimeConfig {
 // imports only from the allow-list, no imported memories/tables/globals, an
 // exported _start, and a well-formed dsbx.fields custom section.
 func Check(ctx context.Context, wasmBytes []byte) (*Module, error) {
-	m, err := inspect(wasmBytes)
+	m, err := Inspect(wasmBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -283,9 +326,10 @@ func Check(ctx context.Context, wasmBytes []byte) (*Module, error) {
 	return m, nil
 }
 
-// inspect is Check without compiling: size, imports and custom sections,
-// from the module's bytes.
-func inspect(wasmBytes []byte) (*Module, error) {
+// Inspect is Check without compiling: size, imports and the dsbx custom
+// sections, read from the module's bytes. Run compiles (and so completes
+// the check); a caller about to Run needs no Check first.
+func Inspect(wasmBytes []byte) (*Module, error) {
 	if len(wasmBytes) > MaxModuleSize {
 		return nil, errorf(CodeTooLarge, "module is %d bytes, limit is %d", len(wasmBytes), MaxModuleSize)
 	}
@@ -319,7 +363,7 @@ func inspect(wasmBytes []byte) (*Module, error) {
 
 // compile compiles m in r (a hit in the shared compilation cache once m
 // was compiled before) and checks what wazero's decoding finds against
-// the ABI: imports (a cross-check of inspect's own scan), no imported
+// the ABI: imports (a cross-check of Inspect's own scan), no imported
 // memory, and _start. It sets m.Imports.
 func (m *Module) compile(ctx context.Context, r wazero.Runtime) (wazero.CompiledModule, error) {
 	cm, err := r.CompileModule(ctx, m.bytes)
@@ -506,17 +550,26 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	if spec.Output == nil {
 		return nil, errorf(CodeBadSpec, "no output writer")
 	}
-	// Validated as Check does, but compiled once, in the runtime that runs it.
-	m, err := inspect(spec.Module)
+	m, err := Inspect(spec.Module)
 	if err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
+	// Compiled (or loaded from the cache) and checked as Check does, in a
+	// runtime at the largest page limit; the runtime that runs the guest
+	// then finds the code in memory. Code loaded from wazero's file cache
+	// straight into a runtime with a smaller page limit let a guest's
+	// memory grow past that limit (TestCachedModuleKeepsThePageLimit).
+	checked := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(MaxMemoryPages))
+	defer checked.Close(context.Background())
+	if _, err := m.compile(ctx, checked); err != nil {
+		return nil, err
+	}
 	r := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(lim.MemoryPages))
 	defer r.Close(context.Background())
-	cm, err := m.compile(ctx, r)
+	cm, err := r.CompileModule(ctx, m.bytes) // in memory now
 	if err != nil {
-		return nil, err
+		return nil, errorf(CodeMalformed, "%v", err)
 	}
 	rep := &Report{ModuleSHA256: m.SHA256, Fields: m.Fields, Seed: spec.Seed}
 	if rep.Seed == 0 {
@@ -543,6 +596,11 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	jobCtx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 	out := &capWriter{w: spec.Output, max: lim.MaxOutput, onLimit: cancel}
+	if d := deadline(); d != nil {
+		// Cancelling stops nothing in code without deadline checks: the
+		// process ends with the output limit's error.
+		out.onLimit = func() { cancel(); d.Stop(outputLimit(lim)) }
+	}
 	cfg := wazero.NewModuleConfig().
 		WithName("guest").
 		WithArgs("guest").
@@ -562,6 +620,10 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 		}).
 		WithStartFunctions() // _start is called below so memory can be read afterwards
 
+	if d := deadline(); d != nil {
+		// The compiled code does not check the deadline: the process ends.
+		defer d.Arm(lim.Timeout, timeLimit(lim))()
+	}
 	start := time.Now()
 	mod, err := r.InstantiateModule(jobCtx, cm, cfg)
 	if err == nil {
@@ -577,10 +639,20 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	return rep, classify(err, jobCtx, ctx, out, lim, rep)
 }
 
+// timeLimit is the error of a guest still running at its deadline.
+func timeLimit(lim Limits) error {
+	return &LimitError{Kind: "time", Limit: int64(lim.Timeout), Msg: fmt.Sprintf("guest still running after %v; stopped", lim.Timeout)}
+}
+
+// outputLimit is the error of a guest that wrote more than its output cap.
+func outputLimit(lim Limits) error {
+	return &LimitError{Kind: "output", Limit: lim.MaxOutput,
+		Msg: fmt.Sprintf("guest wrote more than %d bytes to stdout; output discarded", lim.MaxOutput)}
+}
+
 func classify(err error, jobCtx, parent context.Context, out *capWriter, lim Limits, rep *Report) error {
 	if out.exceeded {
-		return &LimitError{Kind: "output", Limit: lim.MaxOutput,
-			Msg: fmt.Sprintf("guest wrote more than %d bytes to stdout; output discarded", lim.MaxOutput)}
+		return outputLimit(lim)
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
@@ -589,7 +661,7 @@ func classify(err error, jobCtx, parent context.Context, out *capWriter, lim Lim
 		case 0:
 			return nil
 		case sys.ExitCodeDeadlineExceeded:
-			return &LimitError{Kind: "time", Limit: int64(lim.Timeout), Msg: fmt.Sprintf("guest still running after %v; stopped", lim.Timeout)}
+			return timeLimit(lim)
 		case sys.ExitCodeContextCanceled:
 			if parent.Err() != nil {
 				return fmt.Errorf("wasm: job cancelled: %w", parent.Err())
@@ -605,7 +677,7 @@ func classify(err error, jobCtx, parent context.Context, out *capWriter, lim Lim
 		return nil // _start returned without proc_exit
 	}
 	if jobCtx.Err() == context.DeadlineExceeded && parent.Err() == nil {
-		return &LimitError{Kind: "time", Limit: int64(lim.Timeout), Msg: fmt.Sprintf("guest still running after %v; stopped", lim.Timeout)}
+		return timeLimit(lim)
 	}
 	if memoryExhausted(rep, lim) {
 		return memLimit(lim, rep)

@@ -81,6 +81,12 @@ func compiledMarker(cacheDir, sha string) string {
 }
 
 func serveCompile(_ string, in io.Reader, out io.Writer) int {
+	// Compile as the job workers run: without deadline checks (see
+	// serveWorker); no guest runs here.
+	wasm.ExitAtDeadline(wasm.Deadline{
+		Arm:  func(time.Duration, error) func() { return func() {} },
+		Stop: func(error) { os.Exit(1) },
+	})
 	var req compileRequest
 	var o compileOutcome
 	dec := json.NewDecoder(io.LimitReader(in, 2*wasm.MaxModuleSize))

@@ -45,6 +45,32 @@ type failure struct {
 }
 
 func serveWorker(_ string, in io.Reader, out io.Writer) int {
+	// The guest runs without deadline checks in its compiled code: at the
+	// deadline a thread outside the Go runtime answers the time limit and
+	// ends this process, wherever the guest is (deadline.go); at the output
+	// cap, the guest's own goroutine does. One outcome is written,
+	// whichever comes first.
+	answer := func(o outcome) {
+		if !claimAnswer() {
+			select {} // the deadline thread answers and ends the process
+		}
+		json.NewEncoder(out).Encode(o)
+	}
+	wasm.ExitAtDeadline(wasm.Deadline{
+		Arm: func(timeout time.Duration, err error) func() {
+			b, _ := json.Marshal(outcome{Error: toFailure(err)})
+			disarm, aerr := armDeadline(int(os.Stdout.Fd()), timeout, append(b, '\n'))
+			if aerr != nil {
+				fmt.Fprintln(os.Stderr, aerr) // the parent's kill still bounds the job
+				return func() {}
+			}
+			return disarm
+		},
+		Stop: func(err error) {
+			answer(outcome{Error: toFailure(err)})
+			os.Exit(0)
+		},
+	})
 	var spec Spec
 	var o outcome
 	dec := json.NewDecoder(io.LimitReader(in, 2*wasm.MaxModuleSize))
@@ -63,9 +89,7 @@ func serveWorker(_ string, in io.Reader, out io.Writer) int {
 			o.Error = toFailure(err)
 		}
 	}
-	if err := json.NewEncoder(out).Encode(o); err != nil {
-		return 1
-	}
+	answer(o)
 	return 0
 }
 

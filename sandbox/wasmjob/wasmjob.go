@@ -92,7 +92,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	m, err := wasm.Check(ctx, spec.Module)
+	m, err := wasm.Inspect(spec.Module) // wasm.Run below completes the check
 	if err != nil {
 		return nil, err
 	}
