@@ -528,6 +528,15 @@ func TestSIGTERMDrains(t *testing.T) {
 			if got.State != jobs.StateReleased {
 				t.Fatalf("job %d is %s (%q) after the drain and restart, want released", j.ID, got.State, got.Error)
 			}
+			// Every job settles first (one submitted as the signal came stays
+			// queued and runs now), then the log is read.
+			list, _ := op.Jobs(ctx)
+			final := map[int64]jobs.Job{}
+			for _, l := range list {
+				if l, err = op.Wait(ctx, l.ID); err == nil {
+					final[l.ID] = l
+				}
+			}
 			records := logState(ctx, t, s2.admin)
 			requeued := 0
 			for _, rec := range records {
@@ -539,13 +548,6 @@ func TestSIGTERMDrains(t *testing.T) {
 			}
 			if c.requeued != (requeued == 1) || requeued > 1 {
 				t.Errorf("job %d was requeued %d times; grace %s wants requeued=%v", j.ID, requeued, c.grace, c.requeued)
-			}
-			list, _ := op.Jobs(ctx)
-			final := map[int64]jobs.Job{}
-			for _, l := range list {
-				if l, err = op.Wait(ctx, l.ID); err == nil {
-					final[l.ID] = l
-				}
 			}
 			checkJobs(t, data, records, final)
 			s2.terminate(t, 20*time.Second)
