@@ -276,6 +276,19 @@ func (s *Service) ledger(ctx context.Context, j *Job) error {
 		var members []byte
 		if n > 0 {
 			members, raw = raw[:n-1], raw[n-1:]
+			// A population released before is not recorded again: equal
+			// populations never difference (nested is 0), and a query
+			// released again and again would otherwise make every later
+			// check read all its copies.
+			var dup int
+			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM released_cells WHERE operator = ? AND version = ? AND count = ? AND members = ? AND job != ?`,
+				j.Operator, j.Version, count, members, j.ID).Scan(&dup)
+			if err != nil {
+				return fmt.Errorf("job %d: ledger: %w", j.ID, err)
+			}
+			if dup > 0 {
+				continue
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO released_cells(operator, version, job, cell, count, members) VALUES (?, ?, ?, ?, ?, ?)`,
 			j.Operator, j.Version, j.ID, row, count, members); err != nil {

@@ -151,6 +151,22 @@ func TestRerunsAreIdentical(t *testing.T) {
 	if a.Result.Released == nil || a.Result.Released.SHA256 != b.Result.Released.SHA256 || !slices.Equal(a.Remedies, b.Remedies) {
 		t.Fatalf("two runs released %+v and %+v", a.Result.Released, b.Result.Released)
 	}
+	// The ledger keeps each population once: the rerun added no cells,
+	// so repeats do not make later differencing checks slower.
+	cells := func(job int64) (n int) {
+		if err := p.db.QueryRow(`SELECT count(*) FROM released_cells WHERE job = ?`, job).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const counted = `SELECT count(*) AS n FROM people WHERE income >= 1500`
+	c, d := p.run(t, "acme", counted), p.run(t, "acme", counted)
+	if c.State != StateReleased || d.State != StateReleased {
+		t.Fatalf("a repeat: %s then %s", c.State, d.State)
+	}
+	if first, again := cells(c.ID), cells(d.ID); first != 1 || again != 0 {
+		t.Errorf("ledger cells: %d for the first run, %d for the rerun; want the population once", first, again)
+	}
 }
 
 // Differential privacy end to end: the released counts and sums are noisy,
