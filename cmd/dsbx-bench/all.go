@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -542,6 +543,9 @@ func (b *bench) allAppend(ctx context.Context, writers int, dur time.Duration, d
 		return Figure{}, err
 	}
 	defer l.Close()
+	// The earlier figures leave hundreds of MB of files for the kernel to
+	// write back, and an fsync may wait for them: flush them first.
+	syscall.Sync()
 	var n atomic.Int64
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup

@@ -47,6 +47,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -83,6 +84,7 @@ type options struct {
 	keep       string
 	wasm       bool   // the Wasm benchmark instead (wasm.go)
 	repo       string // repository root for -wasm; default found from the working directory
+	cpuProfile string // write a CPU profile of this process (the platform, not its workers) here
 
 	// -all (all.go)
 	all           bool
@@ -110,6 +112,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.keep, "keep", "", "directory to use and keep (generated files and the platform's data directory); default a temporary directory, removed at the end")
 	fs.BoolVar(&o.wasm, "wasm", false, "instead, time a Wasm job (the colsum guest under wasm.Run) summing an int64 column of -rows rows against native Go")
 	fs.StringVar(&o.repo, "repo", "", "with -wasm: the repository root to build the guest from; default the directory above the working directory holding its go.mod")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the server and the bare engines; job workers are processes of their own) to this file, for go tool pprof")
 	fs.BoolVar(&o.all, "all", false, "instead, measure every figure with a target in one run (SQL, join, Wasm, admission, audit, small jobs), print one table and write it as JSON to -json")
 	fs.StringVar(&o.jsonPath, "json", filepath.Join("bench", "results.json"), "with -all: the JSON file to write (its directory is created)")
 	fs.Int64Var(&o.scale, "scale", 1_000_000, "with -all: orders of the generated join (customers are a tenth)")
@@ -256,6 +259,17 @@ func run(ctx context.Context, args []string, w io.Writer) (*Report, error) {
 	o, err := parseFlags(args, w)
 	if err != nil {
 		return nil, err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return nil, fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if o.wasm {
 		_, err := runWasm(ctx, o, w)
