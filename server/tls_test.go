@@ -2,54 +2,19 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/datasandbox/dsbx/client"
+	"github.com/datasandbox/dsbx/server/tlstest"
 )
-
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
-// to dir and returns their paths.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dsbx test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	return certFile, keyFile
-}
 
 // TestTLS serves HTTPS on loopback with a self-signed certificate: a
 // client trusting it talks to the API (and sees HSTS), one that does not
@@ -57,7 +22,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // TLS 1.1 is refused.
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir)
+	certFile, keyFile := tlstest.SelfSigned(t, dir)
 	cfg, err := LoadTLS(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +93,8 @@ func TestTLS(t *testing.T) {
 
 func TestLoadTLSErrors(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir)
-	_, otherKey := selfSigned(t, t.TempDir())
+	certFile, keyFile := tlstest.SelfSigned(t, dir)
+	_, otherKey := tlstest.SelfSigned(t, t.TempDir())
 	garbage := filepath.Join(dir, "garbage.pem")
 	os.WriteFile(garbage, []byte("not a certificate"), 0o600)
 	if cfg, err := LoadTLS("", ""); cfg != nil || err != nil {

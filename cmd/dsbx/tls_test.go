@@ -3,15 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,32 +14,8 @@ import (
 	"time"
 
 	"github.com/datasandbox/dsbx/server"
+	"github.com/datasandbox/dsbx/server/tlstest"
 )
-
-// testCert writes a self-signed certificate for 127.0.0.1 and its key to
-// dir.
-func testCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dsbx cli test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, BasicConstraintsValid: true, IsCA: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	return certFile, keyFile
-}
 
 // syncBuffer is a buffer a running command writes while the test reads.
 type syncBuffer struct {
@@ -72,7 +40,7 @@ func (s *syncBuffer) String() string {
 // without it the CLI says to pass --ca.
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := testCert(t, dir)
+	certFile, keyFile := tlstest.SelfSigned(t, dir)
 	data := filepath.Join(dir, "data")
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
@@ -136,7 +104,7 @@ func TestServeTLS(t *testing.T) {
 // limits' defaults are those documented.
 func TestServeFlags(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := testCert(t, dir)
+	certFile, keyFile := tlstest.SelfSigned(t, dir)
 	run := func(args ...string) error {
 		root := newRoot()
 		root.SetArgs(append([]string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data")}, args...))
