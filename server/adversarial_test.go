@@ -185,18 +185,7 @@ func TestAdversarialOverHTTP(t *testing.T) {
 	}
 
 	// The platform still answers and runs an ordinary job.
-	resp, err := http.Get(p.base + "/v1/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var health struct {
-		Status string `json:"status"`
-	}
-	json.NewDecoder(resp.Body).Decode(&health)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || health.Status != "ok" {
-		t.Fatalf("health after the hostile jobs: %d %+v", resp.StatusCode, health)
-	}
+	p.healthy(t, "after the hostile jobs")
 	ok := p.run(t, "SELECT district, count(*) AS n, avg(income) AS mean_income FROM people WHERE district <> '临安区' GROUP BY district ORDER BY district")
 	if ok.State != jobs.StateReleased {
 		t.Fatalf("ordinary job after the hostile ones: %s %s %+v", ok.State, ok.Error, ok.Checks)

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"reflect"
 	"strconv"
 	"testing"
@@ -20,4 +22,22 @@ func mustRecord(t *testing.T, p *platform, id int64) string {
 		t.Fatal(err)
 	}
 	return rec
+}
+
+// healthy fails the test unless the platform answers its health check
+// with ok; when says when it is asked.
+func (p *platform) healthy(t *testing.T, when string) {
+	t.Helper()
+	resp, err := http.Get(p.base + "/v1/health")
+	if err != nil {
+		t.Fatalf("health %s: %v", when, err)
+	}
+	var health struct {
+		Status string `json:"status"`
+	}
+	json.NewDecoder(resp.Body).Decode(&health)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || health.Status != "ok" {
+		t.Fatalf("health %s: %d %+v", when, resp.StatusCode, health)
+	}
 }

@@ -394,18 +394,7 @@ opaque_module if {
 	t.Logf("audit log of %d entries verified, every job's entries present, in %s", len(entries), time.Since(verifyBegan).Round(time.Millisecond))
 
 	// The server still answers and runs one more job.
-	resp, err := http.Get(p.base + "/v1/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var health struct {
-		Status string `json:"status"`
-	}
-	json.NewDecoder(resp.Body).Decode(&health)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || health.Status != "ok" {
-		t.Fatalf("health after the load: %d %+v", resp.StatusCode, health)
-	}
+	p.healthy(t, "after the load")
 	after := loadRun(ops[0], ltSQLPass, 0, guests)
 	if after.problem != "" {
 		t.Fatalf("a job after the load: %s", after.problem)

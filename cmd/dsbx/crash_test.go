@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -35,38 +33,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// serveProcess starts `dsbx serve` on data as a child process and waits
-// until it answers.
-func serveProcess(t *testing.T, data string) (*exec.Cmd, string) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), mainEnv+"="+strings.Join([]string{"serve", "--data", data, "--addr", addr}, "\x1f"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	base := "http://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return cmd, base
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dsbx serve did not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // A server killed with SIGKILL while many requests are being recorded
 // restarts with a log that verifies and holds every change it acknowledged.
 func TestServeSurvivesSIGKILL(t *testing.T) {
@@ -80,7 +46,8 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	ctx := context.Background()
 	var acked []string
 	for round := 0; round < 3; round++ {
-		cmd, base := serveProcess(t, data)
+		srv := startServe(t, data, nil)
+		base := srv.base
 		tok, err := os.ReadFile(filepath.Join(data, server.AdminTokenFile))
 		if err != nil {
 			t.Fatal(err)
@@ -114,12 +81,12 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 			}()
 		}
 		time.Sleep(time.Duration(300+100*round) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		srv.cmd.Process.Signal(syscall.SIGKILL)
+		<-srv.exited
 		close(stop)
 		wg.Wait()
 	}
-	_, base := serveProcess(t, data)
+	base := startServe(t, data, nil).base
 	tok, _ := os.ReadFile(filepath.Join(data, server.AdminTokenFile))
 	checkRestart(ctx, t, client.New(base, strings.TrimSpace(string(tok))), acked)
 	if len(acked) < 20 {
