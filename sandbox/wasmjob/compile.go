@@ -2,6 +2,8 @@ package wasmjob
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,17 +42,33 @@ type compileOutcome struct {
 
 func init() { worker.Serve(compileKind, serveCompile) }
 
+// CompileWorkers is how many compile workers run at once; a check waits
+// for a free one. Each may take CompileLimits.MaxRSS.
+const CompileWorkers = 2
+
+// compileSlots holds a token per compile worker running.
+var compileSlots = make(chan struct{}, CompileWorkers)
+
 // Check validates module as wasm.Check does, in a worker process of its own
 // under CompileLimits, and keeps the compiled code in cacheDir for the
-// workers that run it. The module's bytes are not kept in the answer.
+// workers that run it. The module's bytes are not kept in the answer. A
+// module checked into cacheDir before is not compiled again: its record
+// there is the answer.
 func Check(ctx context.Context, module []byte, cacheDir string) (*wasm.Module, error) {
 	if len(module) > wasm.MaxModuleSize { // refused before it is copied to a worker
 		return wasm.Check(ctx, module)
+	}
+	if m := checkedBefore(module, cacheDir); m != nil {
+		return m, nil
 	}
 	in, err := json.Marshal(compileRequest{Module: module, CacheDir: cacheDir})
 	if err != nil {
 		return nil, fmt.Errorf("wasm check: encode: %w", err)
 	}
+	if err := acquireCompiler(ctx); err != nil {
+		return nil, err
+	}
+	defer func() { <-compileSlots }()
 	stdout, _, err := worker.Run(ctx, compileKind, compileMode, in, CompileLimits)
 	if err != nil {
 		var killed *worker.KilledError
@@ -67,11 +85,39 @@ func Check(ctx context.Context, module []byte, cacheDir string) (*wasm.Module, e
 		return nil, o.Error.err()
 	}
 	if cacheDir != "" {
-		if err := os.MkdirAll(filepath.Join(cacheDir, "checked"), 0o700); err == nil {
-			os.WriteFile(compiledMarker(cacheDir, o.Module.SHA256), nil, 0o600) // a missing marker costs a recompile, nothing more
+		if rec, err := json.Marshal(o.Module); err == nil && os.MkdirAll(filepath.Join(cacheDir, "checked"), 0o700) == nil {
+			os.WriteFile(compiledMarker(cacheDir, o.Module.SHA256), rec, 0o600) // a missing record costs a recompile, nothing more
 		}
 	}
 	return o.Module, nil
+}
+
+// acquireCompiler waits for a free compile worker and takes it.
+func acquireCompiler(ctx context.Context) error {
+	select {
+	case compileSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wasm check: waiting for one of the %d compile workers: %w", CompileWorkers, ctx.Err())
+	}
+}
+
+// checkedBefore returns the record of module's check in cacheDir, or nil.
+func checkedBefore(module []byte, cacheDir string) *wasm.Module {
+	if cacheDir == "" {
+		return nil
+	}
+	sum := sha256.Sum256(module)
+	sha := hex.EncodeToString(sum[:])
+	b, err := os.ReadFile(compiledMarker(cacheDir, sha))
+	if err != nil || len(b) == 0 { // an empty marker is from before records were kept
+		return nil
+	}
+	var m wasm.Module
+	if json.Unmarshal(b, &m) != nil || m.SHA256 != sha || m.Size != len(module) {
+		return nil
+	}
+	return &m
 }
 
 // compiledMarker names the file that says a module checked and compiled

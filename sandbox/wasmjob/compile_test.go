@@ -1,12 +1,14 @@
 package wasmjob
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/datasandbox/dsbx/sandbox/wasm"
 	"github.com/datasandbox/dsbx/sandbox/wasm/wasmtest"
@@ -53,5 +55,40 @@ func TestCompilerLimits(t *testing.T) {
 	_, err := Check(ctx(t), wasmtest.Emit(nil, `["region"]`, ""), t.TempDir())
 	if !errors.As(err, &we) || !strings.Contains(err.Error(), "compiler limits") {
 		t.Fatalf("err %v, want the compiler limits named", err)
+	}
+}
+
+// A module checked into a cache before is answered from its record there,
+// without a compile worker; at most CompileWorkers compile at once.
+func TestCheckOnceAndBounded(t *testing.T) {
+	module := wasmtest.Emit(nil, `["region"]`, aggregate)
+	cache := t.TempDir()
+	first, err := Check(ctx(t), module, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(l worker.Limits, m string) { CompileLimits, compileMode = l, m }(CompileLimits, compileMode)
+	CompileLimits.MaxRSS, compileMode = 64<<20, "grow" // a worker started now would fail the check
+	again, err := Check(ctx(t), module, cache)
+	if err != nil {
+		t.Fatalf("checked before, yet a compile worker ran: %v", err)
+	}
+	if again.SHA256 != first.SHA256 || !slices.Equal(again.Fields, first.Fields) || !slices.Equal(again.Imports, first.Imports) || again.Output.Kind != first.Output.Kind {
+		t.Errorf("record %+v, first check %+v", again, first)
+	}
+	// Another module, with every compile worker taken: the check waits,
+	// and gives up with its context.
+	for range CompileWorkers {
+		compileSlots <- struct{}{}
+	}
+	defer func() {
+		for range CompileWorkers {
+			<-compileSlots
+		}
+	}()
+	c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := Check(c, wasmtest.Emit(nil, `["income"]`, ""), cache); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "compile workers") {
+		t.Fatalf("with every compile worker busy: %v", err)
 	}
 }
