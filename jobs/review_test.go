@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/datasandbox/dsbx/audit"
 	"time"
 
 	"github.com/datasandbox/dsbx/operators"
@@ -210,5 +212,42 @@ func TestSecondReviewer(t *testing.T) {
 	}
 	if got := j.Review.approvals(); !slices.Equal(got, []string{"check", "check2"}) {
 		t.Fatalf("approvals %v", got)
+	}
+}
+
+// An approval cut off by a crash between its result.released entry and the
+// job's saved state is finished at the next start, not released twice: the
+// job is released with that entry, and a second approval finds nothing held.
+func TestApprovalCutOffIsFinishedOnce(t *testing.T) {
+	p := newPlatform(t)
+	p.start(t)
+	p.addReviewers(t, "check", "check2")
+	ctx := context.Background()
+	acme := p.principal(t, "acme")
+	j := p.held(t)
+	e, err := p.log.Append(ctx, audit.Event{Kind: "result.released", Principal: "check", Subject: j.subject(),
+		Data: map[string]any{"job": j.ID, "sha256": j.Result.Released.SHA256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.svc.Stop()
+	if err := p.svc.Start(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.svc.Get(ctx, acme, j.ID)
+	if err != nil || got.State != StateReleased || got.Result.ReleaseSeq != e.Seq {
+		t.Fatalf("after the restart: %s (release seq %d, want %d) %v", got.State, got.Result.ReleaseSeq, e.Seq, err)
+	}
+	if _, err := p.svc.Review(ctx, p.principal(t, "check2"), j.ID, ReviewRequest{Approve: true, Reason: "fine"}); err == nil {
+		t.Fatal("a released job was approved again")
+	}
+	// A held job without such an entry stays held.
+	k := p.held(t)
+	p.svc.Stop()
+	if err := p.svc.Start(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.svc.Get(ctx, acme, k.ID); err != nil || got.State != StateHeld {
+		t.Fatalf("a held job after a restart: %s %v", got.State, err)
 	}
 }

@@ -28,7 +28,7 @@ import (
 // The queue is the jobs table itself, so nothing queued is lost on a crash.
 func (s *Service) Start(ctx context.Context, workers int) error {
 	ctx, s.stop = context.WithCancel(ctx)
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state = ? ORDER BY id`, StateRunning)
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state IN (?, ?) ORDER BY id`, StateRunning, StateHeld)
 	if err != nil {
 		return fmt.Errorf("resume jobs: %w", err)
 	}
@@ -47,7 +47,9 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 		if err != nil {
 			return err
 		}
-		// Cut off after its release was recorded: finish the release.
+		// Cut off after its release was recorded (when it ran, or when a
+		// reviewer approved it held): finish the release, never release
+		// it again.
 		if e, ok, err := s.releasedEntry(j); err != nil {
 			return err
 		} else if ok {
@@ -57,6 +59,9 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 				}
 				continue
 			}
+		}
+		if j.State == StateHeld {
+			continue // waits for its review
 		}
 		if err := s.step(ctx, &j, "job.requeued", StateQueued, map[string]any{"reason": "interrupted by a restart; runs again from the start"}); err != nil {
 			return err
