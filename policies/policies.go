@@ -97,17 +97,9 @@ func (e *Engine) Files() map[string][]byte { return e.files }
 
 // eval runs pq on input and decodes its single value into out.
 func eval(ctx context.Context, pq rego.PreparedEvalQuery, what string, input, out any) error {
-	// Round-trip through JSON so the policy sees exactly the documented
-	// input shape (struct tags), not Go's reflection of it.
-	raw, err := json.Marshal(input)
-	if err != nil {
-		return fmt.Errorf("policies: %s input: %w", what, err)
-	}
-	var doc any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return fmt.Errorf("policies: %s input: %w", what, err)
-	}
-	rs, err := pq.Eval(ctx, rego.EvalInput(doc))
+	// OPA round-trips the input through JSON itself, so the policy sees
+	// exactly the documented shape (struct tags), with numbers kept exact.
+	rs, err := pq.Eval(ctx, rego.EvalInput(input))
 	if err != nil {
 		return fmt.Errorf("policies: evaluate %s: %w", what, err)
 	}
