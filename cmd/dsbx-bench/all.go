@@ -110,17 +110,12 @@ func runAll(ctx context.Context, o options, w io.Writer) (*AllReport, error) {
 	b.say("dsbx-bench -all: %d CPUs (GOMAXPROCS %d), %.1f GB memory; results to %s",
 		rep.Machine.CPUs, rep.Machine.GOMAXPROCS, float64(rep.Machine.MemTotal)/(1<<30), o.jsonPath)
 
-	b.dir = o.keep
-	if b.dir == "" {
-		tmp, err := os.MkdirTemp("", "dsbx-bench-all-")
-		if err != nil {
-			return nil, fmt.Errorf("create a temporary directory: %w (set TMPDIR to a writable directory or give -keep DIR)", err)
-		}
-		defer os.RemoveAll(tmp)
-		b.dir = tmp
-	} else if err := emptyDir(b.dir); err != nil {
+	dir, done, err := workDir(o.keep, "dsbx-bench-all-")
+	if err != nil {
 		return nil, err
 	}
+	defer done()
+	b.dir = dir
 
 	// 1 and 5: SQL jobs against bare DuckDB, then small-job throughput on
 	// the same platform.

@@ -280,19 +280,12 @@ func run(ctx context.Context, args []string, w io.Writer) (*Report, error) {
 		return nil, err
 	}
 	b := &bench{w: w, start: time.Now()}
-	b.dir = o.keep
-	if b.dir == "" {
-		tmp, err := os.MkdirTemp("", "dsbx-bench-")
-		if err != nil {
-			return nil, fmt.Errorf("create a temporary directory: %w (set TMPDIR to a writable directory or give -keep DIR)", err)
-		}
-		defer os.RemoveAll(tmp)
-		b.dir = tmp
-	} else {
-		if err := emptyDir(b.dir); err != nil {
-			return nil, err
-		}
+	dir, done, err := workDir(o.keep, "dsbx-bench-")
+	if err != nil {
+		return nil, err
 	}
+	defer done()
+	b.dir = dir
 	b.say("dsbx-bench: %d-row group-by and %d-row lookup, %d timed runs each, %d CPUs (GOMAXPROCS %d); work directory %s",
 		o.rows, o.lookupRows, o.runs, runtime.NumCPU(), runtime.GOMAXPROCS(0), b.dir)
 
@@ -334,6 +327,20 @@ func run(ctx context.Context, args []string, w io.Writer) (*Report, error) {
 	fmt.Fprintln(w)
 	printReport(w, rep)
 	return rep, nil
+}
+
+// workDir returns the directory a run works in: keep, which must be empty
+// (see emptyDir), or a new temporary one named after prefix that done
+// removes.
+func workDir(keep, prefix string) (dir string, done func(), err error) {
+	if keep != "" {
+		return keep, func() {}, emptyDir(keep)
+	}
+	tmp, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("create a temporary directory: %w (set TMPDIR to a writable directory or give -keep DIR)", err)
+	}
+	return tmp, func() { os.RemoveAll(tmp) }, nil
 }
 
 // emptyDir makes sure dir exists and holds nothing, so a kept directory

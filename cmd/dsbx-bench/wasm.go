@@ -109,17 +109,11 @@ func runWasm(ctx context.Context, o options, w io.Writer) (*WasmReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := o.keep
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "dsbx-bench-wasm-")
-		if err != nil {
-			return nil, fmt.Errorf("create a temporary directory: %w (set TMPDIR to a writable directory or give -keep DIR)", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	} else if err := emptyDir(dir); err != nil {
+	dir, done, err := workDir(o.keep, "dsbx-bench-wasm-")
+	if err != nil {
 		return nil, err
 	}
+	defer done()
 
 	rep := &WasmReport{Rows: o.rows}
 	began := time.Now()
