@@ -47,34 +47,41 @@ type logReader interface {
 // being written when the process died, so they are among the last records.
 const abandonedWindow = 4096
 
-// releasedEntry returns the result.released entry of job j in the log, if
-// the log holds one (j's seq is its job.submitted entry, so it is after it).
-func (s *Service) releasedEntry(j Job) (audit.Entry, bool, error) {
+// releasedEntries returns the result.released entries the log holds for
+// jobs, by job ID, reading the log once from the first of them (a job's
+// entries come after its ID: its job.submitted entry is later than that).
+func (s *Service) releasedEntries(jobs []Job) (map[int64]audit.Entry, error) {
+	found := map[int64]audit.Entry{}
 	lr, ok := s.log.(logReader)
-	if !ok {
-		return audit.Entry{}, false, nil
+	if !ok || len(jobs) == 0 {
+		return found, nil
+	}
+	wanted := map[string]int64{}
+	from := jobs[0].ID
+	for _, j := range jobs {
+		wanted[j.subject()] = j.ID
+		from = min(from, j.ID)
 	}
 	kind := []byte(`"kind":"result.released"`)
-	subject := []byte(`"subject":"` + j.subject() + `"`)
-	for from, size := j.ID+1, lr.Size(); from < size; from += 1024 {
-		recs, err := lr.Records(from, min(from+1024, size))
+	for size := lr.Size(); from+1 < size; from += 1024 {
+		recs, err := lr.Records(from+1, min(from+1+1024, size))
 		if err != nil {
-			return audit.Entry{}, false, fmt.Errorf("job %d: read the log: %w", j.ID, err)
+			return nil, fmt.Errorf("read the log: %w", err)
 		}
 		for _, rec := range recs {
-			if !bytes.Contains(rec, kind) || !bytes.Contains(rec, subject) {
+			if !bytes.Contains(rec, kind) {
 				continue
 			}
 			var e audit.Entry
 			if err := json.Unmarshal(rec, &e); err != nil {
-				return audit.Entry{}, false, fmt.Errorf("job %d: read the log: %w", j.ID, err)
+				return nil, fmt.Errorf("read the log: %w", err)
 			}
-			if e.Kind == "result.released" && e.Subject == j.subject() {
-				return e, true, nil
+			if id, ok := wanted[e.Subject]; ok && e.Kind == "result.released" {
+				found[id] = e
 			}
 		}
 	}
-	return audit.Entry{}, false, nil
+	return found, nil
 }
 
 // finishRelease saves j, cut off between its result.released entry e and

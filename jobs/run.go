@@ -42,17 +42,23 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 		interrupted = append(interrupted, id)
 	}
 	rows.Close()
+	var cut []Job
 	for _, id := range interrupted {
 		j, err := s.load(ctx, id)
 		if err != nil {
 			return err
 		}
+		cut = append(cut, j)
+	}
+	released, err := s.releasedEntries(cut)
+	if err != nil {
+		return fmt.Errorf("resume jobs: %w", err)
+	}
+	for _, j := range cut {
 		// Cut off after its release was recorded (when it ran, or when a
 		// reviewer approved it held): finish the release, never release
 		// it again.
-		if e, ok, err := s.releasedEntry(j); err != nil {
-			return err
-		} else if ok {
+		if e, ok := released[j.ID]; ok {
 			if done, err := s.finishRelease(ctx, &j, e); err != nil || done {
 				if err != nil {
 					return err
