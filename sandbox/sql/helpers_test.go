@@ -20,7 +20,7 @@ var testTables = map[string][]string{
 }
 
 // openPlain opens an ordinary, unlocked DuckDB for test set-up and checks.
-func openPlain(t *testing.T) *stdsql.DB {
+func openPlain(t testing.TB) *stdsql.DB {
 	t.Helper()
 	c, err := duckdb.NewConnector("", nil)
 	if err != nil {
@@ -32,7 +32,7 @@ func openPlain(t *testing.T) *stdsql.DB {
 }
 
 // writeSnapshot writes a 500-row people table to a Parquet file and returns its path.
-func writeSnapshot(t *testing.T) string {
+func writeSnapshot(t testing.TB) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "people.parquet")
 	db := openPlain(t)
