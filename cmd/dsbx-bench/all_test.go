@@ -43,7 +43,7 @@ func TestAllSmall(t *testing.T) {
 	}
 	want := []string{
 		"sql.group_by.ratio", "sql.lookup.ratio", "sql.join.bare_duckdb_ms",
-		"small_jobs.throughput", "small_jobs.p50_ms", "small_jobs.p99_ms",
+		"small_jobs.throughput", "small_jobs.p50_ms", "small_jobs.p99_ms", "small_jobs.alone_p50_ms",
 		"wasm.colsum.ratio", "admission.p50_ms", "admission.p99_ms",
 		"audit.append.events_per_s", "audit.verify.seconds",
 	}
