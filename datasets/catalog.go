@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/state"
 )
 
 // Open attributes (开放属性).
@@ -160,7 +161,7 @@ type Recorder interface {
 // Catalog stores entries in the state database and snapshots under a
 // directory.
 type Catalog struct {
-	db  *sql.DB
+	db  *state.DB
 	dir string // snapshots live in dir/<name>/<version>.parquet
 	log Recorder
 	now func() time.Time
@@ -176,7 +177,7 @@ type Catalog struct {
 // and storing its version, a snapshot no version names (its
 // dataset.imported entry stays in the log, the version is not in the
 // catalog: import the file again); NewCatalog removes both.
-func NewCatalog(db *sql.DB, dir string, log Recorder) *Catalog {
+func NewCatalog(db *state.DB, dir string, log Recorder) *Catalog {
 	c := &Catalog{db: db, dir: dir, log: log, now: time.Now}
 	os.RemoveAll(c.staging())
 	c.removeOrphanSnapshots()

@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/state"
+	"github.com/datasandbox/dsbx/state/statetest"
 )
 
 // testCatalog is a catalog over a fresh state database and audit log in a
@@ -23,7 +23,7 @@ import (
 type testCatalog struct {
 	*Catalog
 	log  *audit.Log
-	db   *sql.DB
+	db   *state.DB
 	root string // the state directory; snapshots are under root/datasets
 }
 
@@ -35,11 +35,7 @@ func newTestCatalog(t *testing.T) *testCatalog {
 // openTestCatalog opens (or reopens) the catalog kept in root.
 func openTestCatalog(t testing.TB, root string) *testCatalog {
 	t.Helper()
-	db, err := state.Open(context.Background(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := statetest.Open(t, root)
 	log, err := audit.Open(filepath.Join(root, "audit"), "test.local/audit")
 	if err != nil {
 		t.Fatal(err)

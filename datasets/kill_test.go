@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/datasandbox/dsbx/state/statetest"
 )
 
 // bigSpec labels the columns of writeBigCSV.
@@ -115,6 +117,7 @@ func TestImportKilledLeavesNoVersion(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestImportKilledLeavesNoVersion$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), importChildEnv+"="+root, importChildFileEnv+"="+src)
+	cmd.Env = append(cmd.Env, statetest.ChildEnv(t, root)...)
 	out, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
 	if err != nil {
 		t.Fatal(err)

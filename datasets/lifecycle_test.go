@@ -143,7 +143,7 @@ func TestSealAndDestroy(t *testing.T) {
 		t.Errorf("profile of a destroyed version: %v, want ErrNotFound", err)
 	}
 	var profile string
-	if err := tc.db.QueryRow(`SELECT profile FROM dataset_versions WHERE version = ?`, v2.ID).Scan(&profile); err != nil || profile != "{}" {
+	if err := tc.db.QueryRowContext(context.Background(), `SELECT profile FROM dataset_versions WHERE version = ?`, v2.ID).Scan(&profile); err != nil || profile != "{}" {
 		t.Errorf("stored profile of a destroyed version %q, %v", profile, err)
 	}
 	if e.Versions[1].Status != VersionActive || e.Versions[1].Stats[0].Min == "" {

@@ -40,7 +40,8 @@ func (s *Service) usage(ctx context.Context, now time.Time, id int64) (policies.
 	day := now.In(operators.Zone)
 	midnight := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, operators.Zone).UTC()
 	var u policies.Usage
-	err := s.db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(julianday(created_at) >= julianday(?)), 0) FROM jobs WHERE agreement_id = ? AND state != ?`,
+	since := s.db.Instant("created_at") + " >= " + s.db.Instant("?")
+	err := s.db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(CASE WHEN `+since+` THEN 1 ELSE 0 END), 0) FROM jobs WHERE agreement_id = ? AND state != ?`,
 		midnight.Format(time.RFC3339Nano), id, StateDenied).Scan(&u.Jobs, &u.JobsToday)
 	if err != nil {
 		return policies.Usage{}, fmt.Errorf("usage of agreement %d: %w", id, err)

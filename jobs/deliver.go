@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/csv"
@@ -99,12 +100,44 @@ func (s *Service) Deliver(ctx context.Context, p operators.Principal, id int64, 
 	if err := s.serve(ctx, p, j, "result.downloaded", format, w); err != nil {
 		return err
 	}
-	// Count in SQL: concurrent deliveries must not overwrite each other.
-	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET record = json_set(record, '$.downloads', coalesce(json_extract(record, '$.downloads'), 0) + 1), updated_at = ? WHERE id = ?`,
-		s.now().UTC().Format(time.RFC3339Nano), id); err != nil {
+	if err := s.countDelivery(ctx, id); err != nil {
 		return fmt.Errorf("job %d: count delivery: %w", id, err)
 	}
 	return nil
+}
+
+// countDelivery adds one to job id's downloads, in a transaction of its
+// own: concurrent deliveries must not overwrite each other's count, and
+// only the count changes.
+func (s *Service) countDelivery(ctx context.Context, id int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var text string
+	if err := tx.QueryRowContext(ctx, `SELECT record FROM jobs WHERE id = ?`, id).Scan(&text); err != nil {
+		return err
+	}
+	var record map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &record); err != nil {
+		return fmt.Errorf("read record: %w", err)
+	}
+	var n int
+	if d, ok := record["downloads"]; ok {
+		if err := json.Unmarshal(d, &n); err != nil {
+			return fmt.Errorf("read downloads: %w", err)
+		}
+	}
+	record["downloads"] = json.RawMessage(strconv.Itoa(n + 1))
+	b, err := json.Marshal(record)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET record = ?, updated_at = ? WHERE id = ?`, string(b), s.now().UTC().Format(time.RFC3339Nano), id); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Inspect writes the file held job id would release, after remedies, to w

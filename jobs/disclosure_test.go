@@ -154,7 +154,7 @@ func TestRerunsAreIdentical(t *testing.T) {
 	// The ledger keeps each population once: the rerun added no cells,
 	// so repeats do not make later differencing checks slower.
 	cells := func(job int64) (n int) {
-		if err := p.db.QueryRow(`SELECT count(*) FROM released_cells WHERE job = ?`, job).Scan(&n); err != nil {
+		if err := p.db.QueryRowContext(context.Background(), `SELECT count(*) FROM released_cells WHERE job = ?`, job).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
 	"github.com/datasandbox/dsbx/state"
+	"github.com/datasandbox/dsbx/state/statetest"
 )
 
 const testPurpose = "housing study"
@@ -47,7 +47,7 @@ func incomeOf(i int) int64 { return 1000 + int64(i)*10 }
 // on one data directory.
 type platform struct {
 	data    string
-	db      *sql.DB
+	db      *state.DB
 	log     *audit.Log
 	catalog *datasets.Catalog
 	dir     *operators.Directory
@@ -69,7 +69,7 @@ func openPlatform(t *testing.T, data string) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := state.Open(ctx, data)
+	db, err := state.Open(ctx, data, statetest.URL(t, data))
 	if err != nil {
 		log.Close()
 		t.Fatal(err)

@@ -46,7 +46,15 @@ func TestReplayMatches(t *testing.T) {
 		t.Fatalf("an operator replayed: %v", err)
 	}
 	// A record altered after the fact no longer matches what the code gives.
-	if _, err := p.db.Exec(`UPDATE jobs SET record = json_set(record, '$.result.sha256', ?) WHERE id = ?`, strings.Repeat("0", 64), plain.ID); err != nil {
+	var text string
+	if err := p.db.QueryRowContext(ctx, `SELECT record FROM jobs WHERE id = ?`, plain.ID).Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	altered := strings.Replace(text, `"sha256":"`+plain.Result.SHA256+`"`, `"sha256":"`+strings.Repeat("0", 64)+`"`, 1)
+	if altered == text {
+		t.Fatalf("the record does not hold the result's hash %s: %s", plain.Result.SHA256, text)
+	}
+	if _, err := p.db.ExecContext(ctx, `UPDATE jobs SET record = ? WHERE id = ?`, altered, plain.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := p.svc.Replay(ctx, reg, plain.ID); err != nil || r.ResultMatches {

@@ -23,6 +23,7 @@ import (
 	sqlbox "github.com/datasandbox/dsbx/sandbox/sql"
 	"github.com/datasandbox/dsbx/sandbox/wasm"
 	"github.com/datasandbox/dsbx/sandbox/wasmjob"
+	"github.com/datasandbox/dsbx/state"
 )
 
 // Catalog resolves dataset references to pinned versions.
@@ -60,7 +61,7 @@ type AuditLog interface {
 
 // Service runs the job lifecycle.
 type Service struct {
-	db         *sql.DB
+	db         *state.DB
 	dir        string // quarantine: dir/<id>/result.parquet
 	secret     []byte // derives the per-agreement keys of hashed fields
 	catalog    Catalog
@@ -90,7 +91,7 @@ type Service struct {
 // New returns a service that keeps quarantined results under dir. secret
 // (at least 32 bytes, kept by the platform) derives each agreement's key for
 // hashed fields.
-func New(db *sql.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy Policy, log AuditLog) *Service {
+func New(db *state.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy Policy, log AuditLog) *Service {
 	return &Service{
 		db: db, dir: dir, secret: secret, catalog: catalog, agreements: agreements, policy: policy, log: log,
 		now: time.Now, wake: make(chan struct{}, 1), changed: make(chan struct{}), drained: make(chan struct{}),

@@ -2,13 +2,14 @@ package operators
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/datasandbox/dsbx/state"
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/privacy"
@@ -197,7 +198,7 @@ func (d *Directory) Approve(ctx context.Context, actor Principal, id int64, ap A
 	}
 	a.ID = entry.Seq
 	a.History = []Change{{Status: StatusActive, Reason: granted, By: actor.Name, At: a.CreatedAt, AuditSeq: entry.Seq}}
-	app, err = d.close(ctx, actor.Name, app, ApplicationApproved, strings.TrimSpace(ap.Note), a.ID, "application.approved", func(tx *sql.Tx) error {
+	app, err = d.close(ctx, actor.Name, app, ApplicationApproved, strings.TrimSpace(ap.Note), a.ID, "application.approved", func(tx *state.Tx) error {
 		return insertAgreement(ctx, tx, a)
 	})
 	if err != nil {
@@ -242,7 +243,7 @@ func narrowScope(asked []DatasetRequest, chosen map[string]map[string]string) ([
 	return scope, nil
 }
 
-func insertAgreement(ctx context.Context, tx *sql.Tx, a Agreement) error {
+func insertAgreement(ctx context.Context, tx *state.Tx, a Agreement) error {
 	scope, _ := json.Marshal(a.Scope)
 	purposes, _ := json.Marshal(a.Purposes)
 	outputs, _ := json.Marshal(a.Outputs)
@@ -388,21 +389,37 @@ func (d *Directory) Agreements(ctx context.Context, viewer Principal, f Agreemen
 // Applicable returns holder's agreements covering dataset, whatever their
 // status: admission policy decides which one, if any, a job may run under.
 func (d *Directory) Applicable(ctx context.Context, holder, dataset string) ([]Agreement, error) {
-	all, err := d.agreements(ctx, `WHERE holder = ? AND EXISTS (SELECT 1 FROM json_each(scope) s WHERE json_extract(s.value, '$.dataset') = ?)`, holder, dataset)
+	all, err := d.agreements(ctx, `WHERE holder = ?`, holder)
 	if err != nil {
 		return nil, err
 	}
-	return all, nil
+	var out []Agreement
+	for _, a := range all {
+		if _, ok := a.Covering(dataset); ok {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // Private lists the agreements that release with differential privacy,
 // holder's only unless holder is "".
 func (d *Directory) Private(ctx context.Context, holder string) ([]Agreement, error) {
-	where, args := `WHERE json_extract(outputs, '$.privacy') IS NOT NULL`, []any{}
+	where, args := ``, []any{}
 	if holder != "" {
-		where, args = where+` AND holder = ?`, append(args, holder)
+		where, args = `WHERE holder = ?`, append(args, holder)
 	}
-	return d.agreements(ctx, where, args...)
+	all, err := d.agreements(ctx, where, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []Agreement
+	for _, a := range all {
+		if a.Outputs.Privacy != nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // SetStatus suspends, resumes (status active) or revokes agreement id with

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/state"
 )
 
 // Agreement kinds.
@@ -349,7 +350,7 @@ func (d *Directory) Withdraw(ctx context.Context, applicant Principal, id int64)
 
 // close records the answer to a and stores it, with then (if set) running
 // in the same transaction.
-func (d *Directory) close(ctx context.Context, actor string, a Application, status, reason string, agreement int64, kind string, then func(*sql.Tx) error) (Application, error) {
+func (d *Directory) close(ctx context.Context, actor string, a Application, status, reason string, agreement int64, kind string, then func(*state.Tx) error) (Application, error) {
 	now := d.now().UTC()
 	a.Status, a.Reason, a.DecidedBy, a.DecidedAt, a.AgreementID, a.Overdue = status, reason, actor, &now, agreement, false
 	data := map[string]any{"application": a.ID, "status": status, "reason": reason, "late": !now.Before(a.DueAt)}

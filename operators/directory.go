@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/state"
 )
 
 // Recorder appends an event to the audit log; the change it describes must
@@ -21,7 +22,7 @@ type Recorder interface {
 
 // Directory stores principals, credentials, applications and agreements.
 type Directory struct {
-	db           *sql.DB
+	db           *state.DB
 	log          Recorder
 	now          func() time.Time
 	responseDays int
@@ -32,7 +33,7 @@ type Directory struct {
 const ResponseDays = 10
 
 // NewDirectory returns a directory over db that records changes in log.
-func NewDirectory(db *sql.DB, log Recorder) *Directory {
+func NewDirectory(db *state.DB, log Recorder) *Directory {
 	return &Directory{db: db, log: log, now: time.Now, responseDays: ResponseDays}
 }
 

@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
-	"github.com/datasandbox/dsbx/state"
+	"github.com/datasandbox/dsbx/state/statetest"
 )
 
 // Organizations of the fake catalog.
@@ -76,11 +77,7 @@ func newBareEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
-	db, err := state.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := statetest.Open(t, dir)
 	log, err := audit.Open(filepath.Join(dir, "audit"), "test.local/audit")
 	if err != nil {
 		t.Fatal(err)
@@ -135,11 +132,12 @@ func (e *env) snapshot(t *testing.T) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "audit log size %d\n", e.log.Size())
 	for _, table := range []string{"principals", "tokens", "applications", "agreements", "agreement_history"} {
-		rows, err := e.d.db.QueryContext(e.ctx, `SELECT * FROM `+table+` ORDER BY rowid`)
+		rows, err := e.d.db.QueryContext(e.ctx, `SELECT * FROM `+table)
 		if err != nil {
 			t.Fatalf("snapshot %s: %v", table, err)
 		}
 		cols, _ := rows.Columns()
+		var lines []string // sorted: neither database promises an order without ORDER BY
 		for rows.Next() {
 			vals := make([]any, len(cols))
 			ptrs := make([]any, len(cols))
@@ -149,12 +147,14 @@ func (e *env) snapshot(t *testing.T) string {
 			if err := rows.Scan(ptrs...); err != nil {
 				t.Fatalf("snapshot %s: %v", table, err)
 			}
-			fmt.Fprintf(&b, "%s %q\n", table, vals)
+			lines = append(lines, fmt.Sprintf("%s %q\n", table, vals))
 		}
 		if err := rows.Err(); err != nil {
 			t.Fatalf("snapshot %s: %v", table, err)
 		}
 		rows.Close()
+		slices.Sort(lines)
+		b.WriteString(strings.Join(lines, ""))
 	}
 	return b.String()
 }

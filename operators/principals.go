@@ -168,15 +168,47 @@ func (d *Directory) SetRoles(ctx context.Context, actor, name string, roles []st
 	return p, nil
 }
 
+// admins returns the names of the principals with the admin role, only
+// the enabled ones if enabled is set. Roles are a JSON array in each row;
+// the principals are few, so they are read here rather than searched in
+// SQL, which both state databases would spell differently.
+func (d *Directory) admins(ctx context.Context, enabled bool) ([]string, error) {
+	q := `SELECT name, roles FROM principals`
+	if enabled {
+		q += ` WHERE disabled_at IS NULL`
+	}
+	rows, err := d.db.QueryContext(ctx, q+` ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list admins: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var name, roles string
+		if err := rows.Scan(&name, &roles); err != nil {
+			return nil, fmt.Errorf("list admins: %w", err)
+		}
+		var rs []string
+		if err := json.Unmarshal([]byte(roles), &rs); err != nil {
+			return nil, fmt.Errorf("list admins: roles of %s: %w", name, err)
+		}
+		if slices.Contains(rs, RoleAdmin) {
+			names = append(names, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list admins: %w", err)
+	}
+	return names, nil
+}
+
 // keepAnAdmin refuses a change that would leave no enabled admin besides name.
 func (d *Directory) keepAnAdmin(ctx context.Context, name string) error {
-	var n int
-	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM principals p, json_each(p.roles) r
-		WHERE r.value = ? AND p.disabled_at IS NULL AND p.name != ?`, RoleAdmin, name).Scan(&n)
+	admins, err := d.admins(ctx, true)
 	if err != nil {
-		return fmt.Errorf("count admins: %w", err)
+		return err
 	}
-	if n == 0 {
+	if len(admins) == 0 || len(admins) == 1 && admins[0] == name {
 		return conflictf("%s is the only enabled admin; add another admin first", name)
 	}
 	return nil
@@ -301,11 +333,11 @@ func (d *Directory) List(ctx context.Context) ([]Principal, error) {
 // Bootstrap creates the admin principal if there is none and returns its
 // token; it returns "" when an admin already exists.
 func (d *Directory) Bootstrap(ctx context.Context) (string, error) {
-	var n int
-	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM principals p, json_each(p.roles) r WHERE r.value = ?`, RoleAdmin).Scan(&n); err != nil {
+	admins, err := d.admins(ctx, false)
+	if err != nil {
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
-	if n > 0 {
+	if len(admins) > 0 {
 		return "", nil
 	}
 	_, issued, err := d.Add(ctx, "", NewPrincipal{Name: "admin", Roles: []string{RoleAdmin}})

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"database/sql"
-
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/audit/alerts"
 	"github.com/datasandbox/dsbx/audit/index"
@@ -33,6 +31,9 @@ type Config struct {
 	// Data is the data directory: state database, audit log, snapshots,
 	// quarantine and the admin token.
 	Data string
+	// State, if set, is the URL of a PostgreSQL database (postgres://…) to
+	// keep the state in instead of the embedded database in Data.
+	State string
 	// Policies, if set, is a directory or a .tar.gz holding the Rego bundle
 	// to use instead of the built-in one; ReloadPolicies reads it again.
 	Policies string
@@ -105,7 +106,7 @@ func loadSecret(path string) ([]byte, error) {
 // handler.
 type Server struct {
 	cfg       Config
-	db        *sql.DB
+	db        *state.DB
 	log       *audit.Log
 	index     *index.Index // the log's index, for regulators' queries
 	monitor   *alerts.Monitor
@@ -162,7 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := state.Open(ctx, cfg.Data)
+	db, err := state.Open(ctx, cfg.Data, cfg.State)
 	if err != nil {
 		log.Close()
 		return nil, err

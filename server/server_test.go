@@ -17,6 +17,7 @@ import (
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
+	"github.com/datasandbox/dsbx/state/statetest"
 )
 
 // platform is a server on a random loopback port with an admin and one
@@ -38,7 +39,7 @@ func start(t *testing.T, configure ...func(*Config)) *platform {
 	ctx := context.Background()
 	p := &platform{clock: &atomic.Int64{}, data: t.TempDir()}
 	p.clock.Store(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).Unix())
-	cfg := Config{Data: p.data, Now: func() time.Time { return time.Unix(p.clock.Load(), 0).UTC() }}
+	cfg := Config{Data: p.data, State: statetest.URL(t, p.data), Now: func() time.Time { return time.Unix(p.clock.Load(), 0).UTC() }}
 	for _, c := range configure {
 		c(&cfg)
 	}

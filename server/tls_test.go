@@ -14,6 +14,7 @@ import (
 
 	"github.com/datasandbox/dsbx/client"
 	"github.com/datasandbox/dsbx/server/tlstest"
+	"github.com/datasandbox/dsbx/state/statetest"
 )
 
 // TestTLS serves HTTPS on loopback with a self-signed certificate: a
@@ -31,7 +32,7 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("MinVersion %x", cfg.MinVersion)
 	}
 	data := filepath.Join(dir, "data")
-	srv, err := Open(context.Background(), Config{Data: data, TLS: cfg})
+	srv, err := Open(context.Background(), Config{Data: data, State: statetest.URL(t, data), TLS: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func TestMigration3KeepsOldAgreements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, _ := fs.Sub(migrations, "migrations")
+	sub, _ := fs.Sub(migrations, "migrations/sqlite")
 	p, err := goose.NewProvider(goose.DialectSQLite3, raw, sub)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ func TestMigration3KeepsOldAgreements(t *testing.T) {
 	}
 	raw.Close()
 
-	db, err := Open(ctx, dir)
+	db, err := Open(ctx, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}

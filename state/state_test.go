@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-func TestOpenMigratesAndReopens(t *testing.T) {
+func TestOpenMigratesAndReopensSQLite(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := Open(ctx, dir)
+	db, err := Open(ctx, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,7 +17,7 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 	}
 	db.Close()
 
-	db, err = Open(ctx, dir)
+	db, err = Open(ctx, dir, "")
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -30,7 +30,7 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 
 func TestForeignKeysEnforced(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir())
+	db, err := Open(ctx, t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/audit/index"
-	"github.com/datasandbox/dsbx/state"
+	"github.com/datasandbox/dsbx/state/statetest"
 )
 
 // world is a real log, state database and index, with a clock that moves
@@ -30,11 +30,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.log.Close() })
-	db, err := state.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := statetest.Open(t, dir)
 	w.idx = index.New(db, w.log)
 	return w
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
+	"github.com/datasandbox/dsbx/state"
 )
 
 // Log is the audit log the index reads.
@@ -29,13 +30,13 @@ type Log interface {
 
 // Index is the audit log's index in a state database (table audit_index).
 type Index struct {
-	db  *sql.DB
+	db  *state.DB
 	log Log
 	mu  sync.Mutex // one catch-up at a time
 }
 
 // New returns the index of log kept in db.
-func New(db *sql.DB, log Log) *Index { return &Index{db: db, log: log} }
+func New(db *state.DB, log Log) *Index { return &Index{db: db, log: log} }
 
 // Decisions an entry may record.
 const (
@@ -131,7 +132,7 @@ func (x *Index) add(ctx context.Context, from int64, recs [][]byte) error {
 
 // describe works out what entry e concerns. A job's operator and dataset
 // come from its submission, which precedes every other entry about it.
-func describe(ctx context.Context, tx *sql.Tx, e audit.Entry, jobs map[int64][2]string) (row, error) {
+func describe(ctx context.Context, tx *state.Tx, e audit.Entry, jobs map[int64][2]string) (row, error) {
 	r := row{seq: e.Seq, time: e.Time.UTC().Format(timeLayout), kind: e.Kind, principal: e.Principal, subject: e.Subject, operator: e.Principal}
 	var data struct {
 		Dataset string `json:"dataset"`

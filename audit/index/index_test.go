@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/datasandbox/dsbx/audit"
-	"github.com/datasandbox/dsbx/state"
+	"github.com/datasandbox/dsbx/state/statetest"
 )
 
 var start = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
@@ -23,11 +23,7 @@ func platform(t *testing.T) (*audit.Log, *Index) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	db, err := state.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := statetest.Open(t, dir)
 	return log, New(db, log)
 }
 
@@ -117,7 +113,7 @@ func TestRebuild(t *testing.T) {
 	if got := len(seqs(t, x, Filter{Dataset: "people", Limit: MaxLimit})); got != MaxLimit {
 		t.Fatalf("%d entries, want the limit %d", got, MaxLimit)
 	}
-	if _, err := x.db.Exec(`DELETE FROM audit_index`); err != nil {
+	if _, err := x.db.ExecContext(context.Background(), `DELETE FROM audit_index`); err != nil {
 		t.Fatal(err)
 	}
 	got := seqs(t, x, Filter{Since: 4991})

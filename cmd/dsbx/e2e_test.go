@@ -21,6 +21,7 @@ import (
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/server"
+	"github.com/datasandbox/dsbx/state/statetest"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
@@ -42,7 +43,7 @@ func startServer(t *testing.T) *e2e {
 func startServerWith(t *testing.T, cfg server.Config) *e2e {
 	t.Helper()
 	data := t.TempDir()
-	cfg.Data = data
+	cfg.Data, cfg.State = data, statetest.URL(t, data)
 	srv, err := server.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
