@@ -4,7 +4,7 @@ GO       ?= go
 TAGS     := duckdb_arrow
 GOFLAGS  := -tags=$(TAGS)
 
-.PHONY: build test vet fmt-check bench clean guest-toolchains browser screenshots fuzz
+.PHONY: build test vet fmt-check bench clean guest-toolchains browser postgres screenshots fuzz
 
 # The C guest SDK's toolchain, from Debian's packages; installed when missing
 # (CI runs as root). The Go guests need only Go.
@@ -17,8 +17,24 @@ build:
 # the end-to-end tests that drive a real server over loopback, and the web
 # console's tests in a real browser. Guest SDK and browser tests fail, not
 # skip, when their toolchain or browser is missing.
-test: vet fmt-check guest-toolchains browser
+#
+# Then the packages that keep state run again with their state in
+# PostgreSQL (a server on loopback that `postgres` starts), so that one
+# suite covers both state databases.
+test: vet fmt-check guest-toolchains browser postgres
 	DSBX_REQUIRE_GUEST_TOOLCHAINS=1 DSBX_REQUIRE_BROWSER=1 $(GO) test $(GOFLAGS) -count=1 -timeout 15m ./...
+	DSBX_TEST_POSTGRES='$(PG_URL)' DSBX_REQUIRE_BROWSER=1 $(GO) test $(GOFLAGS) -count=1 -timeout 15m $(STATE_PKGS)
+
+# The packages whose tests open a state database.
+STATE_PKGS := ./state/... ./operators/... ./datasets/... ./jobs/... ./audit/... ./server/... ./cmd/dsbx/...
+
+# A throwaway PostgreSQL server for the tests, from Debian's packages
+# (installed when missing; CI runs as root), on loopback.
+PG_PORT ?= 55432
+PG_URL  := postgres://postgres@127.0.0.1:$(PG_PORT)/postgres?sslmode=disable
+
+postgres:
+	@scripts/test-postgres /tmp/dsbx-test-pg $(PG_PORT)
 
 # Debian's Chromium and a Chinese font, for the console's end-to-end tests
 # and their screenshots; installed when missing (CI runs as root).
