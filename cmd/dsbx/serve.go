@@ -15,6 +15,7 @@ import (
 
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/server"
+	"github.com/datasandbox/dsbx/state"
 )
 
 func serveCmd() *cobra.Command {
@@ -53,7 +54,11 @@ func serveCmd() *cobra.Command {
 			if cfg.TLS != nil {
 				scheme = "https"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "dsbx serving %s://%s (data %s; admin token in %s)\n", scheme, l.Addr(), cfg.Data, filepath.Join(cfg.Data, server.AdminTokenFile))
+			where := "data " + cfg.Data
+			if cfg.State != "" {
+				where += ", state " + state.Redact(cfg.State)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dsbx serving %s://%s (%s; admin token in %s)\n", scheme, l.Addr(), where, filepath.Join(cfg.Data, server.AdminTokenFile))
 			// SIGHUP reloads the policies, as 'dsbx policy reload' does.
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
@@ -72,6 +77,7 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Data, "data", "dsbx-data", "data directory (state, audit log, snapshots, quarantine)")
+	cmd.Flags().StringVar(&cfg.State, "state", os.Getenv("DSBX_STATE"), "PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) to keep the state in instead of the embedded database in --data, for several nodes; default $DSBX_STATE, which keeps a password out of the process list")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8686", "address to listen on")
 	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory or .tar.gz of .rego files overlaying the built-in bundle (same name replaces, new name adds); reloaded on SIGHUP or 'dsbx policy reload'")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once")
