@@ -43,6 +43,11 @@ func Final(state string) bool {
 
 // Job is one submitted job and everything recorded about it.
 type Job struct {
+	// lease is the node whose lease this copy of a running job was loaded
+	// under (see lease.go): its saves then hold only while the node still
+	// owns the job. "" for a job no node runs.
+	lease string
+
 	// ID is the sequence number of the audit entry that recorded the
 	// submission, so it is unique, never reused and points into the log.
 	ID         int64  `json:"id"`

@@ -30,8 +30,9 @@ import (
 //     but whose row was never stored: stored as failed, with the reason;
 //   - orphan files in quarantine: the directory of a job that is queued (it
 //     has not run) or unknown, the sandbox's temp directories (tmp,
-//     tmp-release) and temp files (.NAME.tmp-*) of every job, replay-*
-//     directories, and kept Wasm modules no job refers to.
+//     tmp-release) and temp files (.NAME.tmp-*) of every job but those
+//     another node runs, replay-* directories, and kept Wasm modules no job
+//     refers to.
 //
 // A released, held, rejected, failed or stopped job's directory is kept: it
 // holds the quarantined result, the released file or the guest's log.
@@ -216,14 +217,17 @@ func (s *Service) cleanQuarantine(ctx context.Context) error {
 		if err != nil || !ent.IsDir() {
 			continue
 		}
-		var state string
-		err = s.db.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
+		var state, owner string
+		err = s.db.QueryRowContext(ctx, `SELECT state, lease_owner FROM jobs WHERE id = ?`, id).Scan(&state, &owner)
 		if errors.Is(err, sql.ErrNoRows) || state == StateQueued {
 			os.RemoveAll(path)
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("clean quarantine: %w", err)
+		}
+		if state == StateRunning && owner != "" && owner != s.node {
+			continue // another node runs it now
 		}
 		os.RemoveAll(filepath.Join(path, "tmp"))
 		os.RemoveAll(filepath.Join(path, "tmp-release"))

@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,20 +24,27 @@ import (
 // Start returns jobs that were running when the service last stopped to the
 // queue and starts workers that run queued jobs, oldest first, until Stop.
 // The queue is the jobs table itself, so nothing queued is lost on a crash.
+//
+// Jobs running under another node's lease are that node's: Start leaves
+// them alone, and queues them again only once their lease runs out (see
+// lease.go).
 func (s *Service) Start(ctx context.Context, workers int) error {
 	ctx, s.stop = context.WithCancel(ctx)
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state IN (?, ?) ORDER BY id`, StateRunning, StateHeld)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, lease_owner FROM jobs WHERE (state = ? AND lease_owner IN ('', ?)) OR state = ? ORDER BY id`, StateRunning, s.node, StateHeld)
 	if err != nil {
 		return fmt.Errorf("resume jobs: %w", err)
 	}
 	var interrupted []int64
+	owners := map[int64]string{}
 	for rows.Next() {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var owner string
+		if err := rows.Scan(&id, &owner); err != nil {
 			rows.Close()
 			return fmt.Errorf("resume jobs: %w", err)
 		}
 		interrupted = append(interrupted, id)
+		owners[id] = owner
 	}
 	rows.Close()
 	var cut []Job
@@ -48,6 +53,7 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 		if err != nil {
 			return err
 		}
+		j.lease = owners[id]
 		cut = append(cut, j)
 	}
 	released, err := s.releasedEntries(cut)
@@ -79,11 +85,16 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 	if err := s.cleanQuarantine(ctx); err != nil {
 		return err
 	}
+	if err := s.ReclaimExpired(ctx); err != nil {
+		return fmt.Errorf("reclaim expired job leases: %w", err)
+	}
 	sqlbox.KeepSpareWorkers(max(workers, 1))
 	for i := 0; i < max(workers, 1); i++ {
 		s.wg.Add(1)
 		go s.work(ctx)
 	}
+	s.wg.Add(1)
+	go s.holdLeases(ctx)
 	s.wakeWorkers()
 	return nil
 }
@@ -142,6 +153,8 @@ func (s *Service) work(ctx context.Context) {
 				return
 			case <-s.wake:
 				continue
+			case <-time.After(s.poll):
+				continue // another node may have queued one
 			}
 		}
 		s.wakeWorkers() // another worker may take the next one
@@ -151,27 +164,22 @@ func (s *Service) work(ctx context.Context) {
 	}
 }
 
-// claim moves a queued job to running, recording the start. It is fair
-// between operators: it takes the oldest queued job of the operator with the
-// fewest jobs running, so one operator's heavy or many jobs do not hold the
-// workers while others wait.
+// claim moves a queued job to running under this node's lease (see
+// takeLease), recording the start. It is fair between operators: it takes
+// the oldest queued job of the operator with the fewest jobs running, so one
+// operator's heavy or many jobs do not hold the workers while others wait.
 func (s *Service) claim(ctx context.Context) (Job, bool, error) {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
-	var id int64
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM jobs q WHERE state = ?
-		ORDER BY (SELECT count(*) FROM jobs r WHERE r.state = ? AND r.operator = q.operator), id LIMIT 1`,
-		StateQueued, StateRunning).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, false, nil
-	}
-	if err != nil {
+	id, ok, err := s.takeLease(ctx)
+	if err != nil || !ok {
 		return Job{}, false, err
 	}
 	j, err := s.load(ctx, id)
 	if err != nil {
 		return Job{}, false, err
 	}
+	j.lease = s.node
 	if err := s.step(ctx, &j, "job.started", StateRunning, nil); err != nil {
 		return Job{}, false, err
 	}

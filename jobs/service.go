@@ -70,6 +70,9 @@ type Service struct {
 	log        AuditLog
 	now        func() time.Time
 
+	node string        // names this node in job leases (lease.go)
+	poll time.Duration // how often idle workers look for jobs other nodes queued
+
 	wake    chan struct{}
 	claimMu sync.Mutex
 	// reviewMu serialises reviews and justifications, so two output
@@ -94,7 +97,7 @@ type Service struct {
 func New(db *state.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy Policy, log AuditLog) *Service {
 	return &Service{
 		db: db, dir: dir, secret: secret, catalog: catalog, agreements: agreements, policy: policy, log: log,
-		now: time.Now, wake: make(chan struct{}, 1), changed: make(chan struct{}), drained: make(chan struct{}),
+		now: time.Now, node: "local", poll: time.Second, wake: make(chan struct{}, 1), changed: make(chan struct{}), drained: make(chan struct{}),
 	}
 }
 
@@ -125,6 +128,7 @@ func (s *Service) Await(ctx context.Context, p operators.Principal, id int64, wa
 		}
 		select {
 		case <-ch:
+		case <-time.After(s.poll): // another node may have changed it
 		case <-timer.C:
 			return j, nil
 		case <-ctx.Done():
@@ -537,10 +541,30 @@ func (s *Service) save(ctx context.Context, j *Job) error {
 	if err != nil {
 		return fmt.Errorf("store job %d: %w", j.ID, err)
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = ?, record = ?, updated_at = ? WHERE id = ?`,
-		j.State, string(record), j.UpdatedAt.Format(time.RFC3339Nano), j.ID); err != nil {
+	updated := j.UpdatedAt.Format(time.RFC3339Nano)
+	if j.lease == "" {
+		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = ?, record = ?, updated_at = ? WHERE id = ?`,
+			j.State, string(record), updated, j.ID); err != nil {
+			return fmt.Errorf("store job %d: %w", j.ID, err)
+		}
+		s.notify()
+		return nil
+	}
+	// A job this node runs: saved only while the lease is still this
+	// node's, and let go of once the job no longer runs.
+	owner := j.lease
+	if j.State != StateRunning {
+		owner = ""
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = ?, record = ?, updated_at = ?, lease_owner = ? WHERE id = ? AND lease_owner = ?`,
+		j.State, string(record), updated, owner, j.ID, j.lease)
+	if err != nil {
 		return fmt.Errorf("store job %d: %w", j.ID, err)
 	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("store job %d: %w", j.ID, ErrLeaseLost)
+	}
+	j.lease = owner
 	s.notify()
 	return nil
 }

@@ -1,0 +1,149 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// node is a second Service on p's state database, audit log and
+// quarantine, as a `dsbx worker` process is on a shared PostgreSQL and
+// directory, with a clock the test moves.
+func (p *platform) node(t *testing.T, name string, clock *atomic.Int64) *Service {
+	t.Helper()
+	s := New(p.db, p.quarantine(), testSecret, p.catalog, p.dir, p.policy, p.log)
+	s.SetNode(name)
+	s.SetClock(func() time.Time { return time.Unix(0, clock.Load()) })
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// TestDeadNodesJobRunsAgainOnceAndIsReleasedOnce: a node that claims a job
+// and dies leaves it running under its lease; when the lease runs out,
+// another node queues the job again (once), runs it and releases it once;
+// the dead node, were it only paused, can no longer save the job. A job
+// whose second node dies too fails instead of running a third time.
+func TestDeadNodesJobRunsAgainOnceAndIsReleasedOnce(t *testing.T) {
+	ctx := context.Background()
+	p := newPlatform(t)
+	var clock atomic.Int64
+	clock.Store(testNow.UnixNano())
+	p.svc.SetClock(func() time.Time { return time.Unix(0, clock.Load()) })
+	p.dir.SetClock(func() time.Time { return time.Unix(0, clock.Load()) })
+	acme := p.principal(t, "acme")
+
+	dead := p.node(t, "node-a", &clock)
+	j := p.submit(t, acme, totalsSQL)
+	claimed, ok, err := dead.claim(ctx)
+	if err != nil || !ok || claimed.ID != j.ID {
+		t.Fatalf("node-a claimed %d %v %v, want job %d", claimed.ID, ok, err, j.ID)
+	}
+	// node-a dies here. Another node starting now leaves the job alone:
+	// its lease still runs.
+	live := p.node(t, "node-b", &clock)
+	if err := live.ReclaimExpired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p.svc.Get(ctx, acme, j.ID); got.State != StateRunning {
+		t.Fatalf("job %s while node-a's lease runs, want running", got.State)
+	}
+
+	clock.Add(int64(LeaseTime + time.Second))
+	if err := live.ReclaimExpired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.ReclaimExpired(ctx); err != nil { // a second look changes nothing
+		t.Fatal(err)
+	}
+	if got, _ := p.svc.Get(ctx, acme, j.ID); got.State != StateQueued {
+		t.Fatalf("job %s after node-a's lease ran out, want queued", got.State)
+	}
+	if n := countKind(p.jobEntries(t, j.ID), "job.requeued"); n != 1 {
+		t.Fatalf("%d job.requeued entries, want 1", n)
+	}
+	// node-a was only paused: it wakes and tries to go on. It cannot.
+	claimed.State = StateFailed
+	if err := dead.save(ctx, &claimed); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("node-a saved the job it lost: %v", err)
+	}
+
+	if err := live.Start(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	done := p.wait(t, acme, j.ID)
+	if done.State != StateReleased {
+		t.Fatalf("job %s (%s), want released", done.State, done.Error)
+	}
+	es := p.jobEntries(t, j.ID)
+	if n := countKind(es, "result.released"); n != 1 {
+		t.Fatalf("%d result.released entries, want 1: %v", n, kinds(es))
+	}
+	if n := countKind(es, "job.started"); n != 2 {
+		t.Fatalf("%d job.started entries, want 2 (node-a, then node-b): %v", n, kinds(es))
+	}
+	live.Stop()
+
+	// The second attempt is the last.
+	j2 := p.submit(t, acme, totalsSQL)
+	for _, name := range []string{"node-c", "node-d"} {
+		n := p.node(t, name, &clock)
+		if c, ok, err := n.claim(ctx); err != nil || !ok || c.ID != j2.ID {
+			t.Fatalf("%s claimed %d %v %v, want job %d", name, c.ID, ok, err, j2.ID)
+		}
+		clock.Add(int64(LeaseTime + time.Second))
+		if err := p.node(t, "node-e", &clock).ReclaimExpired(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := p.svc.Get(ctx, acme, j2.ID)
+	if got.State != StateFailed || countKind(p.jobEntries(t, j2.ID), "job.requeued") != 1 {
+		t.Fatalf("after two lost nodes: %s (%s), %v; want failed after one requeue", got.State, got.Error, kinds(p.jobEntries(t, j2.ID)))
+	}
+}
+
+// TestNodesClaimEachJobOnce: nodes claiming from one queue at once never
+// claim the same job.
+func TestNodesClaimEachJobOnce(t *testing.T) {
+	ctx := context.Background()
+	p := newPlatform(t)
+	var clock atomic.Int64
+	clock.Store(testNow.UnixNano())
+	acme := p.principal(t, "acme")
+	const jobs = 12
+	for range jobs {
+		p.submit(t, acme, totalsSQL)
+	}
+	claimed := make(chan int64, jobs)
+	errs := make(chan error, 4)
+	for i := range 4 {
+		n := p.node(t, "node-"+string(rune('a'+i)), &clock)
+		go func() {
+			for {
+				j, ok, err := n.claim(ctx)
+				if err != nil || !ok {
+					errs <- err
+					return
+				}
+				claimed <- j.ID
+			}
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(claimed)
+	seen := map[int64]bool{}
+	for id := range claimed {
+		if seen[id] {
+			t.Fatalf("job %d claimed twice", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != jobs {
+		t.Fatalf("%d jobs claimed, want %d", len(seen), jobs)
+	}
+}
