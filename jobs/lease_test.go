@@ -2,10 +2,14 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/datasandbox/dsbx/operators"
 )
 
 // node is a second Service on p's state database, audit log and
@@ -145,5 +149,62 @@ func TestNodesClaimEachJobOnce(t *testing.T) {
 	}
 	if len(seen) != jobs {
 		t.Fatalf("%d jobs claimed, want %d", len(seen), jobs)
+	}
+}
+
+// TestRecordForChecksTheLease: the server records a node's step only for a
+// job running under that node's lease, and only the steps nodes take.
+func TestRecordForChecksTheLease(t *testing.T) {
+	ctx := context.Background()
+	p := newPlatform(t)
+	var clock atomic.Int64
+	clock.Store(testNow.UnixNano())
+	acme := p.principal(t, "acme")
+	j := p.submit(t, acme, totalsSQL)
+	owner := p.node(t, "node-a", &clock)
+	if _, ok, err := owner.claim(ctx); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	subject := "job/" + strconv.FormatInt(j.ID, 10)
+	size := p.log.Size()
+	e, err := p.svc.RecordFor(ctx, "node-a", NodeEvent{Kind: "job.ran", Principal: "acme", Subject: subject, Data: json.RawMessage(`{"rows":3}`)})
+	if err != nil || e.Kind != "job.ran" || e.Seq != size {
+		t.Fatalf("the owner's step: %+v %v", e, err)
+	}
+	var conflict *operators.ConflictError
+	var input *InputError
+	for _, c := range []struct {
+		node string
+		ev   NodeEvent
+		want any
+	}{
+		{"node-b", NodeEvent{Kind: "result.released", Principal: "acme", Subject: subject}, &conflict},
+		{"node-a", NodeEvent{Kind: "job.submitted", Principal: "acme", Subject: subject}, &input},
+		{"node-a", NodeEvent{Kind: "review.approved", Principal: "acme", Subject: subject}, &input},
+		{"node-a", NodeEvent{Kind: "job.ran", Principal: "acme", Subject: "dataset/people"}, &input},
+		{"node-a", NodeEvent{Kind: "job.ran", Principal: "acme", Subject: "job/999999"}, &ErrNotFound},
+	} {
+		_, err := p.svc.RecordFor(ctx, c.node, c.ev)
+		ok := false
+		if target, isErr := c.want.(*error); isErr {
+			ok = errors.Is(err, *target)
+		} else {
+			ok = errors.As(err, c.want)
+		}
+		if !ok {
+			t.Errorf("%s records %s about %s: %v", c.node, c.ev.Kind, c.ev.Subject, err)
+		}
+	}
+	if p.log.Size() != size+1 {
+		t.Fatalf("the log grew by %d, want 1 (refused steps leave no entry)", p.log.Size()-size)
+	}
+	// Once the lease ran out and another node took the job over, the
+	// first node's release is refused.
+	clock.Add(int64(LeaseTime + time.Second))
+	if err := p.node(t, "node-b", &clock).ReclaimExpired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.svc.RecordFor(ctx, "node-a", NodeEvent{Kind: "result.released", Principal: "acme", Subject: subject}); !errors.As(err, &conflict) {
+		t.Fatalf("a node that lost its lease recorded a release: %v", err)
 	}
 }

@@ -23,10 +23,11 @@ const (
 	RoleResearcher = "researcher" // a research user of conditionally open data
 	RoleReviewer   = "reviewer"   // an output checker
 	RoleRegulator  = "regulator"  // reads everything, including the audit log, and changes nothing
+	RoleNode       = "node"       // a job node (dsbx worker): runs queued jobs, records their steps through the server, and may call nothing else
 )
 
 // Roles lists every role, in the order they are shown.
-var Roles = []string{RoleAdmin, RoleProvider, RoleOperator, RoleResearcher, RoleReviewer, RoleRegulator}
+var Roles = []string{RoleAdmin, RoleProvider, RoleOperator, RoleResearcher, RoleReviewer, RoleRegulator, RoleNode}
 
 // Principal is a user of the platform.
 type Principal struct {
@@ -84,6 +85,8 @@ func checkRoles(roles []string, organization string) ([]string, error) {
 	switch {
 	case p.Has(RoleRegulator) && len(out) > 1:
 		return nil, inputErrorf("a regulator holds no other role: it oversees the others")
+	case p.Has(RoleNode) && len(out) > 1:
+		return nil, inputErrorf("a job node holds no other role: it is a machine, not a person")
 	case p.Requester() && (p.Has(RoleAdmin) || p.Has(RoleProvider) || p.Has(RoleReviewer)):
 		return nil, inputErrorf("roles %s mix a requester with a role that approves or reviews requests; use two principals", strings.Join(out, ", "))
 	case p.Has(RoleProvider) && strings.TrimSpace(organization) == "":

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,10 @@ type rule struct {
 }
 
 func (r rule) allow(p operators.Principal) bool {
+	if p.Has(operators.RoleNode) {
+		// A job node may call only the routes made for nodes.
+		return slices.Contains(r.roles, operators.RoleNode)
+	}
 	if r.roles == nil {
 		return true
 	}
@@ -35,7 +40,10 @@ func (r rule) allow(p operators.Principal) bool {
 func roles(name string, rs ...string) rule { return rule{name: name, roles: rs} }
 
 var (
-	anyone     = rule{name: "any signed-in principal"}
+	anyone = rule{name: "any signed-in principal but a job node"}
+	// signedIn is anyone, job nodes included.
+	signedIn   = roles("any signed-in principal", operators.Roles...)
+	nodes      = roles("job nodes (dsbx worker)", operators.RoleNode)
 	admins     = roles("the admin", operators.RoleAdmin)
 	requesters = roles("operators and researchers", operators.RoleOperator, operators.RoleResearcher)
 	providers  = roles("providers", operators.RoleProvider)

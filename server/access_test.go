@@ -24,9 +24,10 @@ const (
 	rResearch  = "researcher"     // no agreement
 	rReviewer  = "reviewer"
 	rRegulator = "regulator"
+	rNode      = "node" // a job node (dsbx worker): only its own routes
 )
 
-var tableRoles = []string{rAdmin, rProvider, rStranger, rOperator, rResearch, rReviewer, rRegulator}
+var tableRoles = []string{rAdmin, rProvider, rStranger, rOperator, rResearch, rReviewer, rRegulator, rNode}
 
 // tokens returns a token for each table role on p.
 func (p *platform) tokens(t *testing.T) map[string]string {
@@ -41,6 +42,7 @@ func (p *platform) tokens(t *testing.T) map[string]string {
 		{rResearch, operators.NewPrincipal{Name: "lab", Roles: []string{operators.RoleResearcher}}},
 		{rReviewer, operators.NewPrincipal{Name: "checker", Roles: []string{operators.RoleReviewer}}},
 		{rRegulator, operators.NewPrincipal{Name: "auditor", Roles: []string{operators.RoleRegulator}}},
+		{rNode, operators.NewPrincipal{Name: "node-1", Roles: []string{operators.RoleNode}}},
 	} {
 		_, issued, err := p.admin.AddPrincipal(ctx, np.p)
 		if err != nil {
@@ -76,11 +78,13 @@ func TestRoleByEndpoint(t *testing.T) {
 	version := p.version(t)
 
 	const F = http.StatusForbidden
+	// all is every role but a job node, which may call only its own routes.
 	all := func(status int) map[string]int {
 		m := map[string]int{}
 		for _, r := range tableRoles {
 			m[r] = status
 		}
+		m[rNode] = F
 		return m
 	}
 	only := func(status int, roles ...string) map[string]int {
@@ -99,7 +103,8 @@ func TestRoleByEndpoint(t *testing.T) {
 		body         func(role string) string
 		want         map[string]int
 	}{
-		{"GET", "/v1/whoami", nil, all(200)},
+		{"GET", "/v1/whoami", nil, with(all(200), rNode, 200)},
+		{"POST", "/v1/nodes/events", func(string) string { return `{"kind":"job.submitted","subject":"job/1"}` }, only(400, rNode)},
 		{"GET", "/v1/datasets", nil, all(200)},
 		{"GET", "/v1/datasets/people", nil, all(200)},
 		{"POST", "/v1/datasets", func(role string) string {

@@ -294,6 +294,8 @@ func publicRoutes(t *testing.T) map[string]bool {
 // accessRules are the rules of access.go by the names routes.go uses.
 var accessRules = map[string]rule{
 	"anyone":               anyone,
+	"signedIn":             signedIn,
+	"nodes":                nodes,
 	"admins":               admins,
 	"requesters":           requesters,
 	"providers":            providers,
@@ -433,6 +435,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"Request":                     reflect.TypeFor[jobs.Request](),
 		"ReviewRequest":               reflect.TypeFor[jobs.ReviewRequest](),
 		"Justification":               reflect.TypeFor[Justification](),
+		"NodeEvent":                   reflect.TypeFor[jobs.NodeEvent](),
 		"Budget":                      reflect.TypeFor[jobs.Budget](),
 		"Spend":                       reflect.TypeFor[privacy.Spend](),
 		"Replay":                      reflect.TypeFor[jobs.Replay](),

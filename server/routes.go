@@ -39,7 +39,7 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "audit_size": s.log.Size(), "policy_bundle": s.policy.Engine().BundleHash()})
 	})
 	mux.HandleFunc("GET /v1/openapi.json", s.openAPI)
-	mux.HandleFunc("GET /v1/whoami", s.auth(anyone, func(w http.ResponseWriter, r *http.Request, p operators.Principal) {
+	mux.HandleFunc("GET /v1/whoami", s.auth(signedIn, func(w http.ResponseWriter, r *http.Request, p operators.Principal) {
 		writeJSON(w, http.StatusOK, p)
 	}))
 
@@ -100,6 +100,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{id}/guest-log", s.auth(inspectors, s.guestLog))
 	mux.HandleFunc("GET /v1/reviews", s.auth(reviewers, s.reviewQueue))
 	mux.HandleFunc("GET /v1/privacy/budgets", s.auth(anyone, s.budgets))
+
+	mux.HandleFunc("POST /v1/nodes/events", s.auth(nodes, s.recordNodeEvent))
 
 	mux.HandleFunc("GET /v1/audit/key", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"key": s.log.VerifierKey()})
