@@ -174,3 +174,10 @@ func (c *Client) ChangeAgreement(ctx context.Context, id int64, action, reason s
 	_, err := c.call(ctx, http.MethodPost, fmt.Sprintf("/v1/agreements/%d/%s", id, url.PathEscape(action)), map[string]string{"reason": reason}, &out)
 	return out.Agreement, out.Stopped, err
 }
+
+// Whoami returns the principal the client's token belongs to.
+func (c *Client) Whoami(ctx context.Context) (operators.Principal, error) {
+	var p operators.Principal
+	_, err := c.call(ctx, http.MethodGet, "/v1/whoami", nil, &p)
+	return p, err
+}

@@ -178,10 +178,17 @@ type Catalog struct {
 // dataset.imported entry stays in the log, the version is not in the
 // catalog: import the file again); NewCatalog removes both.
 func NewCatalog(db *state.DB, dir string, log Recorder) *Catalog {
-	c := &Catalog{db: db, dir: dir, log: log, now: time.Now}
+	c := Shared(db, dir, log)
 	os.RemoveAll(c.staging())
 	c.removeOrphanSnapshots()
 	return c
+}
+
+// Shared returns the catalog kept in db and dir for a process that shares
+// them with the server that owns them (a job node): unlike NewCatalog, it
+// leaves the server's imports in progress and its snapshots as they are.
+func Shared(db *state.DB, dir string, log Recorder) *Catalog {
+	return &Catalog{db: db, dir: dir, log: log, now: time.Now}
 }
 
 // removeOrphanSnapshots removes snapshot files that no version row names.

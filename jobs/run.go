@@ -22,7 +22,8 @@ import (
 )
 
 // Start returns jobs that were running when the service last stopped to the
-// queue and starts workers that run queued jobs, oldest first, until Stop.
+// queue and starts workers that run queued jobs, oldest first, until Stop;
+// with no workers, job nodes run the queue (see lease.go).
 // The queue is the jobs table itself, so nothing queued is lost on a crash.
 //
 // Jobs running under another node's lease are that node's: Start leaves
@@ -88,8 +89,8 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 	if err := s.ReclaimExpired(ctx); err != nil {
 		return fmt.Errorf("reclaim expired job leases: %w", err)
 	}
-	sqlbox.KeepSpareWorkers(max(workers, 1))
-	for i := 0; i < max(workers, 1); i++ {
+	sqlbox.KeepSpareWorkers(workers)
+	for range workers {
 		s.wg.Add(1)
 		go s.work(ctx)
 	}

@@ -37,7 +37,8 @@ type Config struct {
 	// Policies, if set, is a directory or a .tar.gz holding the Rego bundle
 	// to use instead of the built-in one; ReloadPolicies reads it again.
 	Policies string
-	// Workers is how many jobs run at once (default 2).
+	// Workers is how many jobs this server runs at once (default 2);
+	// negative: none, job nodes (dsbx worker) run them all.
 	Workers int
 	// Origin names the audit log in its checkpoints.
 	Origin string
@@ -134,9 +135,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Data == "" {
 		return nil, errors.New("server: no data directory given")
 	}
-	if cfg.Workers <= 0 {
+	if cfg.Workers == 0 {
 		cfg.Workers = 2
 	}
+	cfg.Workers = max(cfg.Workers, 0)
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 30 * time.Second
 	}

@@ -61,7 +61,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $DSBX_TOKEN)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	root.PersistentFlags().StringVar(&g.ca, "ca", "", "PEM file of a CA to trust for an https:// --server with a self-signed certificate (default $DSBX_CA)")
-	root.AddCommand(serveCmd(), demoCmd(), datasetCmd(g), objectionCmd(g), principalCmd(g), tokenCmd(g), applicationCmd(g), agreementCmd(g), policyCmd(g), wasmCmd(g), jobCmd(g), reviewCmd(g), privacyCmd(g), runCmd(g), resultCmd(g), auditCmd(g))
+	root.AddCommand(serveCmd(), demoCmd(), datasetCmd(g), objectionCmd(g), principalCmd(g), tokenCmd(g), applicationCmd(g), agreementCmd(g), policyCmd(g), wasmCmd(g), jobCmd(g), reviewCmd(g), privacyCmd(g), runCmd(g), resultCmd(g), auditCmd(g), workerCmd(g))
 	return root
 }
 

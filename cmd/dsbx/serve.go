@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/server"
 	"github.com/datasandbox/dsbx/state"
@@ -21,6 +22,7 @@ import (
 func serveCmd() *cobra.Command {
 	var cfg server.Config
 	var addr, hours, tlsCert, tlsKey string
+	var workers int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the platform: HTTP API, job workers, audit log",
@@ -35,6 +37,16 @@ func serveCmd() *cobra.Command {
 			}
 			if cfg.MaxOpenJobs < 0 || cfg.RateLimit.PerSecond < 0 || cfg.RateLimit.Burst < 0 {
 				return fmt.Errorf("--max-open-jobs, --rate-limit and --rate-burst cannot be negative (0 turns the limit off)")
+			}
+			if jobs.LeaseTime < time.Second {
+				return fmt.Errorf("--lease %s is too short: a node extends its leases every third of it; give at least 1s", jobs.LeaseTime)
+			}
+			if workers < 0 {
+				return fmt.Errorf("--workers cannot be negative (0: this server runs no jobs)")
+			}
+			cfg.Workers = workers
+			if workers == 0 {
+				cfg.Workers = -1 // none: server.Config takes 0 as the default
 			}
 			tlsConfig, err := server.LoadTLS(tlsCert, tlsKey)
 			if err != nil {
@@ -80,7 +92,8 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.State, "state", os.Getenv("DSBX_STATE"), "PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) to keep the state in instead of the embedded database in --data, for several nodes; default $DSBX_STATE, which keeps a password out of the process list")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8686", "address to listen on")
 	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "directory or .tar.gz of .rego files overlaying the built-in bundle (same name replaces, new name adds); reloaded on SIGHUP or 'dsbx policy reload'")
-	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once")
+	cmd.Flags().IntVar(&workers, "workers", 2, "jobs this server runs at once (0: none; job nodes, dsbx worker, run them)")
+	cmd.Flags().DurationVar(&jobs.LeaseTime, "lease", jobs.LeaseTime, "how long a job this server claimed stays its own without the server extending the lease; with job nodes, a job cut off here runs on a node once it passes")
 	cmd.Flags().DurationVar(&cfg.Grace, "grace", 30*time.Second, "on SIGTERM or SIGINT: how long running jobs may finish (submissions are refused meanwhile) before they are cut off and queued again for the next start; then the audit log is flushed and dsbx exits 0")
 	cmd.Flags().StringVar(&hours, "agreed-hours", "", "hours FROM-TO (China Standard Time, e.g. 8-20) jobs are expected; a submission outside them raises an alert")
 	cmd.Flags().IntVar(&cfg.MaxOpenJobs, "max-open-jobs", server.DefaultMaxOpenJobs, "queued or running jobs one principal may have; more are refused with 429 (0: no limit)")
