@@ -96,6 +96,13 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 	}
 	s.wg.Add(1)
 	go s.holdLeases(ctx)
+	if workers > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.db.Listen(ctx, queuedChannel, s.wakeWorkers)
+		}()
+	}
 	s.wakeWorkers()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -531,7 +532,22 @@ func (s *Service) insert(ctx context.Context, j Job) error {
 	if err != nil {
 		return fmt.Errorf("store job %d: %w", j.ID, err)
 	}
+	s.queued(ctx, j.State)
 	return nil
+}
+
+// queuedChannel is where the nodes sharing a state database hear of queued
+// jobs (state.DB.Notify), so that idle ones claim them at once.
+const queuedChannel = "dsbx_jobs_queued"
+
+// queued tells the other nodes a job was queued, if state is queued.
+func (s *Service) queued(ctx context.Context, state string) {
+	if state != StateQueued {
+		return
+	}
+	if err := s.db.Notify(ctx, queuedChannel); err != nil {
+		slog.Warn("tell the nodes a job was queued", "err", err) // they look again within s.poll anyway
+	}
 }
 
 // save writes j's state and record.
@@ -548,6 +564,7 @@ func (s *Service) save(ctx context.Context, j *Job) error {
 			return fmt.Errorf("store job %d: %w", j.ID, err)
 		}
 		s.notify()
+		s.queued(ctx, j.State)
 		return nil
 	}
 	// A job this node runs: saved only while the lease is still this
@@ -566,6 +583,7 @@ func (s *Service) save(ctx context.Context, j *Job) error {
 	}
 	j.lease = owner
 	s.notify()
+	s.queued(ctx, j.State)
 	return nil
 }
 

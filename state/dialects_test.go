@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/datasandbox/dsbx/state"
 	"github.com/datasandbox/dsbx/state/statetest"
@@ -176,6 +177,44 @@ func TestBadURL(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "secret") {
 			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}
+
+// TestNotifyReachesListeners: on PostgreSQL a notification from one handle
+// (node) wakes a listener on another; on SQLite, with one process, both are
+// no-ops.
+func TestNotifyReachesListeners(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	a := statetest.Open(t, dir)
+	if a.Dialect() != state.PostgreSQL {
+		a.Listen(ctx, "c", func() { t.Error("a listener on SQLite was called") }) // returns at once
+		if err := a.Notify(ctx, "c"); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	b, err := state.Open(ctx, dir, statetest.URL(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	heard := make(chan struct{}, 16)
+	go a.Listen(ctx, "dsbx_test", func() { heard <- struct{}{} })
+	deadline := time.After(10 * time.Second)
+	for {
+		// Notify until heard: the listener may not be listening yet.
+		if err := b.Notify(ctx, "dsbx_test"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-heard:
+			return
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no notification heard within 10s")
 		}
 	}
 }

@@ -19,12 +19,15 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -284,4 +287,63 @@ func numberPlaceholders(query string) string {
 		}
 	}
 	return b.String()
+}
+
+// Notify tells every node listening on channel (Listen) that something
+// changed; on SQLite, where one process holds the database, it does
+// nothing.
+func (s *DB) Notify(ctx context.Context, channel string) error {
+	if s.dialect != PostgreSQL {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, `SELECT pg_notify($1, '')`, channel)
+	return err
+}
+
+// Listen calls f whenever a node notifies channel (Notify), until ctx ends,
+// holding one connection of the pool; on SQLite it returns at once. A lost
+// connection is opened again after a second, and f is called then too, in
+// case a notification was missed meanwhile.
+func (s *DB) Listen(ctx context.Context, channel string, f func()) {
+	if s.dialect != PostgreSQL {
+		return
+	}
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, channel, f)
+		if ctx.Err() != nil {
+			return
+		}
+		slog.Warn("state: listen for notifications", "channel", channel, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		f()
+	}
+}
+
+func (s *DB) listenOnce(ctx context.Context, channel string, f func()) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		pc := c.Conn()
+		if _, err := pc.Exec(ctx, `LISTEN `+pgx.Identifier{channel}.Sanitize()); err != nil {
+			return err
+		}
+		defer pc.Exec(context.WithoutCancel(ctx), `UNLISTEN `+pgx.Identifier{channel}.Sanitize())
+		for {
+			if _, err := pc.WaitForNotification(ctx); err != nil {
+				return err
+			}
+			f()
+		}
+	})
 }
