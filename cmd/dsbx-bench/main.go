@@ -49,6 +49,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -62,6 +63,7 @@ import (
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/server"
+	"github.com/datasandbox/dsbx/state"
 )
 
 func main() {
@@ -96,6 +98,8 @@ type options struct {
 	verifyEntries int64
 	smallClients  int
 	smallSeconds  time.Duration
+	nodes         []int  // -nodes: node counts to measure throughput with
+	state         string // -state: PostgreSQL server for -nodes
 }
 
 // minRows keeps every district cell of both queries above the platform's
@@ -122,9 +126,12 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.Int64Var(&o.verifyEntries, "verify-entries", 1_000_000, "with -all: audit entries to verify")
 	fs.IntVar(&o.smallClients, "small-clients", 8, "with -all: concurrent clients submitting the small (lookup) job")
 	smallSeconds := fs.Float64("small-seconds", 20, "with -all: seconds the small-job clients run")
+	nodes := fs.String("nodes", "", "instead, measure small-job throughput with these numbers of job nodes, e.g. 1,2,3 (needs -state)")
+	fs.StringVar(&o.state, "state", os.Getenv("DSBX_STATE"), "with -nodes: a PostgreSQL server's URL (postgres://…); a database is created on it and dropped after (default $DSBX_STATE)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: dsbx-bench [-rows N] [-lookup-rows N] [-runs N] [-keep DIR]")
 		fmt.Fprintln(fs.Output(), "       dsbx-bench -wasm [-rows N] [-runs N] [-keep DIR] [-repo DIR]")
+		fmt.Fprintln(fs.Output(), "       dsbx-bench -nodes 1,2,3 -state postgres://… [-small-clients N] [-small-seconds S]")
 		fmt.Fprintln(fs.Output(), "       dsbx-bench -all [-json FILE] [-rows N] [-scale N] [-admissions N] [-append-seconds S] [-verify-entries N] [-small-seconds S] ...")
 		fmt.Fprintln(fs.Output(), "Times platform jobs end to end against raw DuckDB on the same query and snapshot,")
 		fmt.Fprintln(fs.Output(), "or, with -wasm, a Wasm job against native Go on the same column sum,")
@@ -142,6 +149,21 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	}
 	if o.runs < 1 {
 		return o, fmt.Errorf("-runs must be at least 1")
+	}
+	if *nodes != "" {
+		for _, f := range strings.Split(*nodes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return o, fmt.Errorf("-nodes %q: give node counts of at least 1, separated by commas, e.g. 1,2,3", *nodes)
+			}
+			o.nodes = append(o.nodes, n)
+		}
+		if !state.IsURL(o.state) {
+			return o, fmt.Errorf("-nodes needs -state postgres://… (or DSBX_STATE): job nodes share a PostgreSQL state")
+		}
+		if o.all || o.wasm {
+			return o, fmt.Errorf("-nodes is a run of its own; leave out -all and -wasm")
+		}
 	}
 	o.appendSeconds = time.Duration(*appendSeconds * float64(time.Second))
 	o.smallSeconds = time.Duration(*smallSeconds * float64(time.Second))
@@ -277,6 +299,10 @@ func run(ctx context.Context, args []string, w io.Writer) (*Report, error) {
 	}
 	if o.all {
 		_, err := runAll(ctx, o, w)
+		return nil, err
+	}
+	if len(o.nodes) > 0 {
+		_, err := runNodes(ctx, o, w)
 		return nil, err
 	}
 	b := &bench{w: w, start: time.Now()}

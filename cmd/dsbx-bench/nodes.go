@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/datasandbox/dsbx/client"
+	"github.com/datasandbox/dsbx/operators"
+	"github.com/datasandbox/dsbx/server"
+	"github.com/datasandbox/dsbx/state"
+)
+
+// runNodes measures how small-job throughput scales with job nodes: one
+// server running no jobs itself, on a new PostgreSQL database on the server
+// o.state names, and 1, 2, … nodes (server.OpenNode, in this process; each
+// job still runs in a sandbox worker process of its own), each running one
+// job at a time, under the same 8 clients submitting the lookup job.
+func runNodes(ctx context.Context, o options, w io.Writer) ([]NodeFigure, error) {
+	b := &bench{w: w, start: time.Now()}
+	dir, done, err := workDir(o.keep, "dsbx-bench-nodes-")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	b.dir = dir
+	dbURL, drop, err := newDatabase(ctx, o.state)
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	b.say("dsbx-bench -nodes %v: %d clients for %s per node count, %d CPUs (GOMAXPROCS %d); state %s",
+		o.nodes, o.smallClients, o.smallSeconds, runtime.NumCPU(), runtime.GOMAXPROCS(0), state.Redact(dbURL))
+
+	files := filepath.Join(b.dir, "files")
+	if err := os.MkdirAll(files, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", files, err)
+	}
+	paths := map[string]string{"people": filepath.Join(files, "people.parquet"), "lookup": filepath.Join(files, "lookup.parquet")}
+	for _, p := range paths {
+		if err := b.generate(ctx, p, o.lookupRows); err != nil {
+			return nil, err
+		}
+	}
+	b.data = filepath.Join(b.dir, "data")
+	srv, err := server.Open(ctx, server.Config{Data: b.data, State: dbURL, Workers: -1})
+	if err != nil {
+		return nil, fmt.Errorf("open the platform: %w", err)
+	}
+	defer srv.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go srv.Serve(sctx, l)
+	b.base = "http://" + l.Addr().String()
+	if err := b.setup(ctx, paths); err != nil {
+		return nil, err
+	}
+	tok, err := os.ReadFile(filepath.Join(b.data, server.AdminTokenFile))
+	if err != nil {
+		return nil, err
+	}
+	admin := client.New(b.base, strings.TrimSpace(string(tok)))
+	lookup := QueryTimes{Name: "lookup", Dataset: "lookup", Rows: o.lookupRows,
+		SQL: "SELECT district, count(*) AS n FROM lookup WHERE income > 5000 GROUP BY district"}
+
+	var figs []NodeFigure
+	for _, count := range o.nodes {
+		var nodes []*server.Node
+		for i := range count {
+			name := fmt.Sprintf("bench-node-%d", i+1)
+			token, err := nodeToken(ctx, admin, name)
+			if err != nil {
+				return nil, err
+			}
+			n, err := server.OpenNode(ctx, server.NodeConfig{Name: name, Data: b.data, State: dbURL, Workers: 1, Server: client.New(b.base, token)})
+			if err != nil {
+				return nil, err
+			}
+			nodes = append(nodes, n)
+		}
+		b.say("== %d node(s), one job at a time each", count)
+		lat, elapsed, err := b.smallJobs(ctx, &lookup, o.smallClients, o.smallSeconds)
+		for _, n := range nodes {
+			n.Close()
+		}
+		if err != nil {
+			return nil, err
+		}
+		f := NodeFigure{Nodes: count, Jobs: len(lat), PerSecond: float64(len(lat)) / elapsed.Seconds(), P50MS: msf(percentile(lat, 50)), P99MS: msf(percentile(lat, 99))}
+		figs = append(figs, f)
+		b.say("  %d jobs in %s: %.1f jobs/s, p50 %.0f ms, p99 %.0f ms", f.Jobs, elapsed.Round(10*time.Millisecond), f.PerSecond, f.P50MS, f.P99MS)
+	}
+	fmt.Fprintf(w, "\n%-6s %8s %10s %10s %10s %12s\n", "nodes", "jobs", "jobs/s", "p50 ms", "p99 ms", "vs 1 node")
+	for _, f := range figs {
+		fmt.Fprintf(w, "%-6d %8d %10.1f %10.0f %10.0f %11.2f×\n", f.Nodes, f.Jobs, f.PerSecond, f.P50MS, f.P99MS, f.PerSecond/figs[0].PerSecond)
+	}
+	return figs, nil
+}
+
+// NodeFigure is the small-job throughput with a number of job nodes.
+type NodeFigure struct {
+	Nodes     int     `json:"nodes"`
+	Jobs      int     `json:"jobs"`
+	PerSecond float64 `json:"jobs_per_s"`
+	P50MS     float64 `json:"p50_ms"`
+	P99MS     float64 `json:"p99_ms"`
+}
+
+// nodeToken returns a token of the job node principal name, adding it on
+// first use.
+func nodeToken(ctx context.Context, admin *client.Client, name string) (string, error) {
+	if _, issued, err := admin.AddPrincipal(ctx, operators.NewPrincipal{Name: name, Roles: []string{operators.RoleNode}}); err == nil {
+		return issued.Token, nil
+	}
+	issued, err := admin.IssueToken(ctx, name, "bench", "")
+	if err != nil {
+		return "", fmt.Errorf("token for node %s: %w", name, err)
+	}
+	return issued.Token, nil
+}
+
+// newDatabase creates a database on the PostgreSQL server at admin and
+// returns its URL and a func that drops it.
+func newDatabase(ctx context.Context, admin string) (string, func(), error) {
+	u, err := url.Parse(admin)
+	if err != nil || !state.IsURL(admin) {
+		return "", nil, fmt.Errorf("-state %q is not a postgres:// URL", admin)
+	}
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		return "", nil, err
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "dsbx_bench_" + hex.EncodeToString(b)
+	if _, err := db.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("create database %s on %s: %w", name, u.Redacted(), err)
+	}
+	u.Path = "/" + name
+	return u.String(), func() {
+		db.ExecContext(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+		db.Close()
+	}, nil
+}
