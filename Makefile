@@ -26,7 +26,7 @@ test: vet fmt-check guest-toolchains browser postgres
 	DSBX_TEST_POSTGRES='$(PG_URL)' DSBX_REQUIRE_BROWSER=1 $(GO) test $(GOFLAGS) -count=1 -timeout 15m $(STATE_PKGS)
 
 # The packages whose tests open a state database.
-STATE_PKGS := ./state/... ./operators/... ./datasets/... ./jobs/... ./audit/... ./server/... ./cmd/dsbx/...
+STATE_PKGS := ./state/... ./operators/... ./datasets/... ./jobs/... ./audit/... ./server/... ./cmd/dsbx/... ./cmd/dsbx-bench/...
 
 # A throwaway PostgreSQL server for the tests, from Debian's packages
 # (installed when missing; CI runs as root), on loopback.
