@@ -103,6 +103,11 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 			s.db.Listen(ctx, queuedChannel, s.wakeWorkers)
 		}()
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.db.Listen(ctx, changedChannel, s.notify)
+	}()
 	s.wakeWorkers()
 	return nil
 }

@@ -532,21 +532,29 @@ func (s *Service) insert(ctx context.Context, j Job) error {
 	if err != nil {
 		return fmt.Errorf("store job %d: %w", j.ID, err)
 	}
-	s.queued(ctx, j.State)
+	s.tellNodes(ctx, j.State)
 	return nil
 }
 
-// queuedChannel is where the nodes sharing a state database hear of queued
-// jobs (state.DB.Notify), so that idle ones claim them at once.
-const queuedChannel = "dsbx_jobs_queued"
+// The channels on which the nodes sharing a state database hear of each
+// other's changes (state.DB.Notify): a queued job wakes idle workers, so
+// they claim it at once; any change wakes the server's long polls (Await),
+// so a client hears of a job a node finished at once.
+const (
+	queuedChannel  = "dsbx_jobs_queued"
+	changedChannel = "dsbx_jobs_changed"
+)
 
-// queued tells the other nodes a job was queued, if state is queued.
-func (s *Service) queued(ctx context.Context, state string) {
-	if state != StateQueued {
-		return
+// tellNodes tells the other nodes a job changed to state.
+func (s *Service) tellNodes(ctx context.Context, state string) {
+	channels := []string{changedChannel}
+	if state == StateQueued {
+		channels = append(channels, queuedChannel)
 	}
-	if err := s.db.Notify(ctx, queuedChannel); err != nil {
-		slog.Warn("tell the nodes a job was queued", "err", err) // they look again within s.poll anyway
+	for _, c := range channels {
+		if err := s.db.Notify(ctx, c); err != nil {
+			slog.Warn("tell the other nodes a job changed", "channel", c, "err", err) // they look again within s.poll anyway
+		}
 	}
 }
 
@@ -564,7 +572,7 @@ func (s *Service) save(ctx context.Context, j *Job) error {
 			return fmt.Errorf("store job %d: %w", j.ID, err)
 		}
 		s.notify()
-		s.queued(ctx, j.State)
+		s.tellNodes(ctx, j.State)
 		return nil
 	}
 	// A job this node runs: saved only while the lease is still this
@@ -583,7 +591,7 @@ func (s *Service) save(ctx context.Context, j *Job) error {
 	}
 	j.lease = owner
 	s.notify()
-	s.queued(ctx, j.State)
+	s.tellNodes(ctx, j.State)
 	return nil
 }
 
