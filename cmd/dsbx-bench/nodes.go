@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,21 +94,24 @@ func runNodes(ctx context.Context, o options, w io.Writer) ([]NodeFigure, error)
 			nodes = append(nodes, n)
 		}
 		b.say("== %d node(s), one job at a time each", count)
+		before := cpuTimes()
 		lat, elapsed, err := b.smallJobs(ctx, &lookup, o.smallClients, o.smallSeconds)
+		busy := before.busySince()
 		for _, n := range nodes {
 			n.Close()
 		}
 		if err != nil {
 			return nil, err
 		}
-		f := NodeFigure{Nodes: count, Jobs: len(lat), PerSecond: float64(len(lat)) / elapsed.Seconds(), P50MS: msf(percentile(lat, 50)), P99MS: msf(percentile(lat, 99))}
+		f := NodeFigure{Nodes: count, Jobs: len(lat), PerSecond: float64(len(lat)) / elapsed.Seconds(), P50MS: msf(percentile(lat, 50)), P99MS: msf(percentile(lat, 99)), CPUBusy: busy}
 		figs = append(figs, f)
-		b.say("  %d jobs in %s: %.1f jobs/s, p50 %.0f ms, p99 %.0f ms", f.Jobs, elapsed.Round(10*time.Millisecond), f.PerSecond, f.P50MS, f.P99MS)
+		b.say("  %d jobs in %s: %.1f jobs/s, p50 %.0f ms, p99 %.0f ms, CPUs %.0f%% busy", f.Jobs, elapsed.Round(10*time.Millisecond), f.PerSecond, f.P50MS, f.P99MS, 100*f.CPUBusy)
 	}
-	fmt.Fprintf(w, "\n%-6s %8s %10s %10s %10s %12s\n", "nodes", "jobs", "jobs/s", "p50 ms", "p99 ms", "vs 1 node")
+	fmt.Fprintf(w, "\n%-6s %8s %10s %10s %10s %12s %10s\n", "nodes", "jobs", "jobs/s", "p50 ms", "p99 ms", "vs 1 node", "CPUs busy")
 	for _, f := range figs {
-		fmt.Fprintf(w, "%-6d %8d %10.1f %10.0f %10.0f %11.2f×\n", f.Nodes, f.Jobs, f.PerSecond, f.P50MS, f.P99MS, f.PerSecond/figs[0].PerSecond)
+		fmt.Fprintf(w, "%-6d %8d %10.1f %10.0f %10.0f %11.2f× %9.0f%%\n", f.Nodes, f.Jobs, f.PerSecond, f.P50MS, f.P99MS, f.PerSecond/figs[0].PerSecond, 100*f.CPUBusy)
 	}
+	fmt.Fprintf(w, "\n%d CPUs: the nodes share them, as nodes on one machine do; each node on a machine of its own would bring its own.\n", runtime.NumCPU())
 	return figs, nil
 }
 
@@ -118,6 +122,38 @@ type NodeFigure struct {
 	PerSecond float64 `json:"jobs_per_s"`
 	P50MS     float64 `json:"p50_ms"`
 	P99MS     float64 `json:"p99_ms"`
+	CPUBusy   float64 `json:"cpu_busy"` // the machine's CPUs' busy share during the run, 0 to 1 (Linux; 0 elsewhere)
+}
+
+// cpuSample is the machine's CPU time so far, from /proc/stat.
+type cpuSample struct{ busy, total float64 }
+
+// cpuTimes reads /proc/stat's first line (all CPUs); zero elsewhere.
+func cpuTimes() cpuSample {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuSample{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var s cpuSample
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		s.total += n
+		if i != 3 && i != 4 { // idle and iowait
+			s.busy += n
+		}
+	}
+	return s
+}
+
+// busySince is the share of CPU time spent busy since c was read.
+func (c cpuSample) busySince() float64 {
+	now := cpuTimes()
+	if now.total <= c.total {
+		return 0
+	}
+	return (now.busy - c.busy) / (now.total - c.total)
 }
 
 // nodeToken returns a token of the job node principal name, adding it on
