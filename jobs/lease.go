@@ -86,7 +86,7 @@ func (s *Service) takeLease(ctx context.Context) (int64, bool, error) {
 
 // holdLeases extends the leases of the jobs this node runs until ctx ends.
 func (s *Service) holdLeases(ctx context.Context) {
-	defer s.wg.Done()
+	defer s.background.Done()
 	t := time.NewTicker(LeaseTime / 3)
 	defer t.Stop()
 	for {
@@ -193,7 +193,11 @@ var nodeKinds = []string{"job.started", "job.ran", "job.checked", "job.held", "j
 // number of nodes.
 func (s *Service) RecordFor(ctx context.Context, node string, ne NodeEvent) (audit.Entry, error) {
 	e := audit.Event{Kind: ne.Kind, Principal: ne.Principal, Subject: ne.Subject}
-	if len(ne.Data) > 0 {
+	if len(ne.Data) > 0 && string(ne.Data) != "null" {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(ne.Data, &obj); err != nil {
+			return audit.Entry{}, &InputError{Code: "bad_event", Msg: "data must be a JSON object"}
+		}
 		e.Data = ne.Data
 	}
 	if !slices.Contains(nodeKinds, e.Kind) {

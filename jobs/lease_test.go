@@ -183,6 +183,7 @@ func TestRecordForChecksTheLease(t *testing.T) {
 		{"node-a", NodeEvent{Kind: "review.approved", Principal: "acme", Subject: subject}, &input},
 		{"node-a", NodeEvent{Kind: "job.ran", Principal: "acme", Subject: "dataset/people"}, &input},
 		{"node-a", NodeEvent{Kind: "job.ran", Principal: "acme", Subject: "job/999999"}, &ErrNotFound},
+		{"node-a", NodeEvent{Kind: "job.ran", Principal: "acme", Subject: subject, Data: json.RawMessage(`[1,2]`)}, &input},
 	} {
 		_, err := p.svc.RecordFor(ctx, c.node, c.ev)
 		ok := false

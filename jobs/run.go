@@ -94,20 +94,12 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 		s.wg.Add(1)
 		go s.work(ctx)
 	}
-	s.wg.Add(1)
+	s.background.Add(1)
 	go s.holdLeases(ctx)
 	if workers > 0 {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.db.Listen(ctx, queuedChannel, s.wakeWorkers)
-		}()
+		s.background.Go(func() { s.db.Listen(ctx, queuedChannel, s.wakeWorkers) })
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.db.Listen(ctx, changedChannel, s.notify)
-	}()
+	s.background.Go(func() { s.db.Listen(ctx, changedChannel, s.notify) })
 	s.wakeWorkers()
 	return nil
 }
@@ -119,6 +111,7 @@ func (s *Service) Stop() {
 		s.stop()
 	}
 	s.wg.Wait()
+	s.background.Wait()
 	sqlbox.KeepSpareWorkers(0)
 }
 

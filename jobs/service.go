@@ -83,9 +83,12 @@ type Service struct {
 	budgetMu sync.Mutex
 
 	changedMu sync.Mutex
-	changed   chan struct{} // closed, and replaced, whenever a job changes state
-	wg        sync.WaitGroup
-	stop      context.CancelFunc
+	changed   chan struct{}  // closed, and replaced, whenever a job changes state
+	wg        sync.WaitGroup // the workers, which Drain waits for
+	// background are the lease keeper and the notification listeners,
+	// which run until Stop.
+	background sync.WaitGroup
+	stop       context.CancelFunc
 
 	draining  atomic.Bool   // set by Drain: no submissions, no claims
 	drainOnce sync.Once     // closes drained
