@@ -11,7 +11,6 @@ import (
 	"github.com/datasandbox/dsbx/datasets"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
-	"github.com/datasandbox/dsbx/policies"
 	"github.com/datasandbox/dsbx/state"
 )
 
@@ -32,9 +31,6 @@ type NodeConfig struct {
 	Data string
 	// State is the server's PostgreSQL URL.
 	State string
-	// Policies is the bundle the server runs (its --policies), "" for the
-	// built-in one.
-	Policies string
 	// Workers is how many jobs the node runs at once (default 2).
 	Workers int
 	// Server records the node's steps in the audit log.
@@ -45,7 +41,8 @@ type NodeConfig struct {
 // API, on the server's PostgreSQL state and shared data directory. It
 // claims queued jobs under leases, runs them in the sandbox, checks and
 // releases or holds their results, and records every step through the
-// server (see jobs.Service.RecordFor).
+// server (see jobs.Service.RecordFor). It decides with the policy bundle
+// the server has in force, following reloads (followedPolicy).
 type Node struct {
 	db   *state.DB
 	jobs *jobs.Service
@@ -66,18 +63,19 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err != nil || len(secret) < 32 {
 		return nil, fmt.Errorf("node: no platform secret in %s (%v): give the server's data directory, shared with this node, as --data", cfg.Data, err)
 	}
-	policy, err := loadPolicies(ctx, cfg.Policies)
+	db, err := state.Open(ctx, "", cfg.State)
 	if err != nil {
 		return nil, err
 	}
-	db, err := state.Open(ctx, "", cfg.State)
+	policy, err := followPolicy(ctx, db, cfg.Data)
 	if err != nil {
+		db.Close()
 		return nil, err
 	}
 	log := nodeLog{cfg.Server}
 	n := &Node{db: db}
 	n.jobs = jobs.New(db, filepath.Join(cfg.Data, "quarantine"), secret,
-		datasets.Shared(db, filepath.Join(cfg.Data, "datasets"), log), operators.NewDirectory(db, log), policies.NewLive(policy), log)
+		datasets.Shared(db, filepath.Join(cfg.Data, "datasets"), log), operators.NewDirectory(db, log), policy, log)
 	n.jobs.SetNode(cfg.Name)
 	if err := n.jobs.Start(context.WithoutCancel(ctx), cfg.Workers); err != nil {
 		db.Close()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,11 +10,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/jobs"
 	"github.com/datasandbox/dsbx/operators"
 	"github.com/datasandbox/dsbx/policies"
+	"github.com/datasandbox/dsbx/state"
 )
 
 // BundlesDir is the directory in the data directory that keeps every policy
@@ -92,9 +95,96 @@ func (s *Server) keepBundle(ctx context.Context, actor string, e *policies.Engin
 	if source == "" {
 		source = "built-in"
 	}
-	_, err := s.log.Append(ctx, audit.Event{Kind: "policy.loaded", Principal: actor, Subject: "policy",
-		Data: map[string]any{"bundle": e.BundleHash(), "files": names, "source": source, "why": why}})
-	return err
+	if _, err := s.log.Append(ctx, audit.Event{Kind: "policy.loaded", Principal: actor, Subject: "policy",
+		Data: map[string]any{"bundle": e.BundleHash(), "files": names, "source": source, "why": why}}); err != nil {
+		return err
+	}
+	// Job nodes follow it (followedPolicy).
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO settings(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`,
+		policyBundleSetting, e.BundleHash()); err != nil {
+		return fmt.Errorf("record the policy bundle in force: %w", err)
+	}
+	return nil
+}
+
+// policyBundleSetting names the setting holding the hash of the bundle in
+// force, which the server keeps under BundlesDir in the data directory.
+const policyBundleSetting = "policy_bundle"
+
+// followedPolicy is, on a job node, the bundle the server has in force:
+// before each decision it reads which bundle that is and, when it changed,
+// loads the server's kept copy from the shared data directory, so that a
+// reload on the server reaches every node with the next decision.
+type followedPolicy struct {
+	*policies.Live
+	db  *state.DB
+	dir string // the data directory's BundlesDir
+	mu  sync.Mutex
+}
+
+// followPolicy returns the bundle the server sharing db and data has in
+// force, followed.
+func followPolicy(ctx context.Context, db *state.DB, data string) (*followedPolicy, error) {
+	p := &followedPolicy{db: db, dir: filepath.Join(data, BundlesDir)}
+	if err := p.follow(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// follow puts in force the bundle the server has, if it is not already.
+func (p *followedPolicy) follow(ctx context.Context) error {
+	var hash string
+	err := p.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, policyBundleSetting).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errors.New("policies: the server has not recorded its policy bundle; start the server (this version) before the nodes")
+	}
+	if err != nil {
+		return fmt.Errorf("policies: read the bundle in force: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.Live != nil && p.Engine().BundleHash() == hash {
+		return nil
+	}
+	dir := filepath.Join(p.dir, strings.TrimPrefix(hash, "sha256:"))
+	e, err := policies.Load(ctx, os.DirFS(dir))
+	if err != nil {
+		return fmt.Errorf("policies: load the server's bundle %s from %s: %w", hash, dir, err)
+	}
+	if e.BundleHash() != hash {
+		return fmt.Errorf("policies: the files in %s hash to %s, not %s as the server recorded; the kept bundle was altered", dir, e.BundleHash(), hash)
+	}
+	if p.Live == nil {
+		p.Live = policies.NewLive(e)
+	} else {
+		p.Swap(e)
+	}
+	return nil
+}
+
+// Admit decides admission with the server's bundle.
+func (p *followedPolicy) Admit(ctx context.Context, in policies.AdmissionInput) (policies.Decision, error) {
+	if err := p.follow(ctx); err != nil {
+		return policies.Decision{}, err
+	}
+	return p.Live.Admit(ctx, in)
+}
+
+// Release decides release with the server's bundle.
+func (p *followedPolicy) Release(ctx context.Context, in policies.ReleaseInput) (policies.ReleaseDecision, error) {
+	if err := p.follow(ctx); err != nil {
+		return policies.ReleaseDecision{}, err
+	}
+	return p.Live.Release(ctx, in)
+}
+
+// ReleaseParams sets the checks' parameters with the server's bundle.
+func (p *followedPolicy) ReleaseParams(ctx context.Context, in policies.ReleaseInput) (policies.Params, error) {
+	if err := p.follow(ctx); err != nil {
+		return policies.Params{}, err
+	}
+	return p.Live.ReleaseParams(ctx, in)
 }
 
 func (s *Server) bundleDir(hash string) string {

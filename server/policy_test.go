@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -159,4 +160,61 @@ func TestJobLongPollRefusesABadWait(t *testing.T) {
 	if status, _ := p.call(t, http.MethodGet, fmt.Sprintf("/v1/jobs/%d?wait=5s", j.ID), tokenOf(t, p.operator), nil); status != http.StatusOK {
 		t.Fatalf("wait on a final job: %d", status)
 	}
+}
+
+// TestNodesFollowTheServersPolicy: a job node decides with the bundle the
+// server has in force, from the server's kept copy, and follows a reload
+// with its next decision; a kept copy that was altered is refused.
+func TestNodesFollowTheServersPolicy(t *testing.T) {
+	dir := bundleCopy(t)
+	p := start(t, func(c *Config) { c.Policies = dir })
+	ctx := context.Background()
+	node, err := followPolicy(ctx, p.srv.db, p.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := node.Engine().BundleHash(), p.srv.policy.Engine().BundleHash(); got != want {
+		t.Fatalf("node follows %s, the server has %s", got, want)
+	}
+	edit(t, dir, "admission.rego", "platform_min_cell_count := 10", "platform_min_cell_count := 12")
+	hash, err := p.admin.ReloadPolicy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.follow(ctx); err != nil { // as before each decision
+		t.Fatal(err)
+	}
+	if got := node.Engine().BundleHash(); got != hash {
+		t.Fatalf("after the server's reload the node decides with %s, want %s", got, hash)
+	}
+
+	// Someone alters the kept copy and has the server "reload" it: the node
+	// refuses files that do not hash as recorded.
+	kept := filepath.Join(p.data, BundlesDir, strings.TrimPrefix(first(t, p, ctx), "sha256:"))
+	if _, err := p.srv.db.ExecContext(ctx, `UPDATE settings SET value = ? WHERE name = ?`, "sha256:"+filepath.Base(kept), policyBundleSetting); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(kept, "admission.rego"), 0o644)
+	if err := os.WriteFile(filepath.Join(kept, "admission.rego"), []byte("package dsbx.admission\n\nimport rego.v1\n\ndecision := {\"allow\": true}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.follow(ctx); err == nil || !strings.Contains(err.Error(), "altered") {
+		t.Fatalf("an altered bundle: %v", err)
+	}
+}
+
+// first returns the hash of the bundle the server started with.
+func first(t *testing.T, p *platform, ctx context.Context) string {
+	t.Helper()
+	for _, e := range p.entriesSince(t, 0) {
+		if e.Kind == "policy.loaded" {
+			var d struct{ Bundle string }
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			return d.Bundle
+		}
+	}
+	t.Fatal("no policy.loaded entry")
+	return ""
 }

@@ -55,7 +55,6 @@ their leases run out, once; a node whose lease ran out can record nothing more a
 	}
 	cmd.Flags().StringVar(&cfg.State, "state", os.Getenv("DSBX_STATE"), "the server's PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE); default $DSBX_STATE")
 	cmd.Flags().StringVar(&cfg.Data, "data", "dsbx-data", "the server's data directory, shared with this node (snapshots, quarantine, platform secret)")
-	cmd.Flags().StringVar(&cfg.Policies, "policies", "", "the policy bundle the server runs (its --policies); default the built-in one")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 2, "jobs that run at once on this node")
 	cmd.Flags().DurationVar(&jobs.LeaseTime, "lease", jobs.LeaseTime, "how long a job this node claimed stays its own without the node extending the lease: after a crash, the job runs elsewhere once it passes")
 	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM or SIGINT: how long running jobs may finish before they are cut off (they run again once their leases run out)")
