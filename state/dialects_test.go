@@ -46,7 +46,7 @@ func TestSchemaAndReopen(t *testing.T) {
 	}
 }
 
-func TestForeignKeysEnforcedInBoth(t *testing.T) {
+func TestForeignKeysEnforced(t *testing.T) {
 	db := statetest.Open(t, t.TempDir())
 	_, err := db.ExecContext(context.Background(), `INSERT INTO tokens(hash, principal, created_at) VALUES ('h', 'nobody', 'now')`)
 	if err == nil {
@@ -215,6 +215,18 @@ func TestNotifyReachesListeners(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
 			t.Fatal("no notification heard within 10s")
+		}
+	}
+}
+
+func TestCreateDatabaseRefusesBadURLs(t *testing.T) {
+	for _, u := range []string{"", "/tmp/x", "mysql://h/db", "postgres://nobody:secret@127.0.0.1:1/db?connect_timeout=2"} {
+		_, _, err := state.CreateDatabase(context.Background(), u, "dsbx_x_")
+		if err == nil {
+			t.Fatalf("%q: created", u)
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("the error shows the password: %v", err)
 		}
 	}
 }

@@ -15,8 +15,10 @@ package state
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -350,4 +352,41 @@ func (s *DB) listenOnce(ctx context.Context, channel string, f func()) error {
 			f()
 		}
 	})
+}
+
+// CreateDatabase creates a new, empty database named prefix and a random
+// suffix on the PostgreSQL server at admin (a URL of any database there,
+// as a user allowed to create databases), for tests and benchmarks. It
+// returns the new database's URL and a func that drops it.
+func CreateDatabase(ctx context.Context, admin, prefix string) (string, func() error, error) {
+	u, err := url.Parse(admin)
+	if err != nil || !IsURL(admin) {
+		return "", nil, fmt.Errorf("state: %q is not a postgres:// URL", admin)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := prefix + hex.EncodeToString(b)
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		return "", nil, err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", nil, fmt.Errorf("state: create database %s on %s: %w", name, u.Redacted(), err)
+	}
+	u.Path = "/" + name
+	drop := func() error {
+		db, err := sql.Open("pgx", admin)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
+			return fmt.Errorf("state: drop database %s: %w", name, err)
+		}
+		return nil
+	}
+	return u.String(), drop, nil
 }

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -35,7 +31,7 @@ func runNodes(ctx context.Context, o options, w io.Writer) ([]NodeFigure, error)
 	}
 	defer done()
 	b.dir = dir
-	dbURL, drop, err := newDatabase(ctx, o.state)
+	dbURL, drop, err := state.CreateDatabase(ctx, o.state, "dsbx_bench_")
 	if err != nil {
 		return nil, err
 	}
@@ -167,29 +163,4 @@ func nodeToken(ctx context.Context, admin *client.Client, name string) (string, 
 		return "", fmt.Errorf("token for node %s: %w", name, err)
 	}
 	return issued.Token, nil
-}
-
-// newDatabase creates a database on the PostgreSQL server at admin and
-// returns its URL and a func that drops it.
-func newDatabase(ctx context.Context, admin string) (string, func(), error) {
-	u, err := url.Parse(admin)
-	if err != nil || !state.IsURL(admin) {
-		return "", nil, fmt.Errorf("-state %q is not a postgres:// URL", admin)
-	}
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		return "", nil, err
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "dsbx_bench_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
-		db.Close()
-		return "", nil, fmt.Errorf("create database %s on %s: %w", name, u.Redacted(), err)
-	}
-	u.Path = "/" + name
-	return u.String(), func() {
-		db.ExecContext(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
-		db.Close()
-	}, nil
 }

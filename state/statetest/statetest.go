@@ -7,10 +7,6 @@ package statetest
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -61,42 +57,22 @@ func URL(t testing.TB, dir string) string {
 	if u, ok := byDir[dir]; ok {
 		return u
 	}
-	u, err := url.Parse(admin)
-	if err != nil || !state.IsURL(admin) {
-		t.Fatalf("%s=%q is not a postgres:// URL", Env, admin)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "dsbx_test_" + hex.EncodeToString(b)
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := db.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
-		t.Fatalf("create test database on %s: %v", u.Redacted(), err)
+	u, drop, err := state.CreateDatabase(ctx, admin, "dsbx_test_")
+	if err != nil {
+		t.Fatalf("%s: %v", Env, err)
 	}
 	t.Cleanup(func() {
 		mu.Lock()
 		delete(byDir, dir)
 		mu.Unlock()
-		db, err := sql.Open("pgx", admin)
-		if err != nil {
+		if err := drop(); err != nil {
 			t.Error(err)
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
 		}
 	})
-	u.Path = "/" + name
-	byDir[dir] = u.String()
-	return u.String()
+	byDir[dir] = u
+	return u
 }
 
 // Open opens the state database of data directory dir for this test,
