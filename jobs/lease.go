@@ -24,7 +24,9 @@ import (
 // database) is queued again by whichever node notices first, once: a job
 // whose lease ran out on its second attempt fails instead. A node that lost
 // a job's lease cannot save the job any more (its saves name the owner), so
-// only the new owner settles it.
+// only the new owner settles it. A node that cannot record or save a step
+// of its job (the server or the database did not answer) ends the lease at
+// once (letGo) rather than holding a job it cannot finish.
 //
 // The claim is a transaction under the state's write lock rather than a
 // SELECT … FOR UPDATE SKIP LOCKED: the same code claims on SQLite and on
@@ -95,13 +97,27 @@ func (s *Service) holdLeases(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state = ?`,
+		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state = ? AND lease_until != ''`,
 			s.leaseUntil(), s.node, StateRunning); err != nil && ctx.Err() == nil {
 			slog.Error("extend job leases", "node", s.node, "err", err)
 		}
 		if err := s.ReclaimExpired(ctx); err != nil && ctx.Err() == nil {
 			slog.Error("reclaim expired job leases", "node", s.node, "err", err)
 		}
+	}
+}
+
+// letGo gives up j, claimed by this node, after a step of it could not be
+// recorded or saved (the server or the database did not answer): its lease
+// ends now, so that the next look for expired leases, on any node, queues
+// it again or fails it, rather than leaving it running under a lease this
+// node would go on extending.
+func (s *Service) letGo(ctx context.Context, j Job) {
+	if j.ID == 0 || j.lease == "" {
+		return
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET lease_until = '' WHERE id = ? AND lease_owner = ? AND state = ?`, j.ID, j.lease, StateRunning); err != nil {
+		slog.Error("give up job", "id", j.ID, "err", err) // its lease runs out by itself then
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datasandbox/dsbx/audit"
 	"github.com/datasandbox/dsbx/operators"
 )
 
@@ -207,5 +208,48 @@ func TestRecordForChecksTheLease(t *testing.T) {
 	}
 	if _, err := p.svc.RecordFor(ctx, "node-a", NodeEvent{Kind: "result.released", Principal: "acme", Subject: subject}); !errors.As(err, &conflict) {
 		t.Fatalf("a node that lost its lease recorded a release: %v", err)
+	}
+}
+
+// flakyLog refuses the first append of one kind, as a server that does not
+// answer would.
+type flakyLog struct {
+	AuditLog
+	kind    string
+	refused atomic.Bool
+}
+
+func (l *flakyLog) Append(ctx context.Context, e audit.Event) (audit.Entry, error) {
+	if e.Kind == l.kind && l.refused.CompareAndSwap(false, true) {
+		return audit.Entry{}, errors.New("the server did not answer")
+	}
+	return l.AuditLog.Append(ctx, e)
+}
+
+// TestNodeLetsGoOfAJobItCannotRecord: a node that cannot record a step of
+// its job gives the job up, instead of holding it running under a lease it
+// keeps extending; the job is queued again and released once.
+func TestNodeLetsGoOfAJobItCannotRecord(t *testing.T) {
+	defer func(d time.Duration) { LeaseTime = d }(LeaseTime)
+	LeaseTime = 3 * time.Second
+	ctx := context.Background()
+	p := newPlatform(t)
+	acme := p.principal(t, "acme")
+	began := time.Now()
+	node := New(p.db, p.quarantine(), testSecret, p.catalog, p.dir, p.policy, &flakyLog{AuditLog: p.log, kind: "job.ran"})
+	node.SetNode("node-a")
+	node.SetClock(func() time.Time { return testNow.Add(time.Since(began)) })
+	j := p.submit(t, acme, totalsSQL)
+	if err := node.Start(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	defer node.Stop()
+	done := p.wait(t, acme, j.ID)
+	if done.State != StateReleased {
+		t.Fatalf("job %s (%s), want released", done.State, done.Error)
+	}
+	es := p.jobEntries(t, j.ID)
+	if countKind(es, "job.requeued") != 1 || countKind(es, "job.started") != 2 || countKind(es, "result.released") != 1 {
+		t.Fatalf("entries %v; want two starts, one requeue, one release", kinds(es))
 	}
 }

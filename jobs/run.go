@@ -149,7 +149,8 @@ func (s *Service) work(ctx context.Context) {
 		}
 		j, ok, err := s.claim(ctx)
 		if err != nil && ctx.Err() == nil {
-			slog.Error("claim job", "err", err)
+			slog.Error("claim job", "id", j.ID, "err", err)
+			s.letGo(ctx, j)
 		}
 		if !ok {
 			select {
@@ -166,6 +167,7 @@ func (s *Service) work(ctx context.Context) {
 		s.wakeWorkers() // another worker may take the next one
 		if err := s.execute(ctx, j); err != nil && ctx.Err() == nil {
 			slog.Error("job", "id", j.ID, "err", err)
+			s.letGo(ctx, j)
 		}
 	}
 }
@@ -183,11 +185,11 @@ func (s *Service) claim(ctx context.Context) (Job, bool, error) {
 	}
 	j, err := s.load(ctx, id)
 	if err != nil {
-		return Job{}, false, err
+		return Job{ID: id, lease: s.node}, false, err
 	}
 	j.lease = s.node
 	if err := s.step(ctx, &j, "job.started", StateRunning, nil); err != nil {
-		return Job{}, false, err
+		return j, false, err
 	}
 	return j, true, nil
 }
