@@ -50,8 +50,22 @@ var ErrLeaseLost = errors.New("this node's lease on the job ran out and the job 
 // text sorts in time order in both state databases.
 const leaseStamp = "2006-01-02T15:04:05.000000000Z"
 
-func (s *Service) leaseUntil() string {
-	return s.now().Add(LeaseTime).UTC().Format(leaseStamp)
+// leaseNow is the time leases are set and checked by: the database's clock,
+// which all nodes share whatever their own clocks say, or the service's
+// clock when a test set it (SetClock).
+func (s *Service) leaseNow(ctx context.Context) time.Time {
+	if s.clockSet {
+		return s.now()
+	}
+	t, err := s.db.Now(ctx)
+	if err != nil {
+		return s.now() // the statement that follows fails the same way
+	}
+	return t
+}
+
+func (s *Service) leaseUntil(ctx context.Context) string {
+	return s.leaseNow(ctx).Add(LeaseTime).UTC().Format(leaseStamp)
 }
 
 // SetNode names this node in the leases of the jobs it claims (default
@@ -80,7 +94,7 @@ func (s *Service) takeLease(ctx context.Context) (int64, bool, error) {
 		return 0, false, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, lease_owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ?`,
-		StateRunning, s.node, s.leaseUntil(), id); err != nil {
+		StateRunning, s.node, s.leaseUntil(ctx), id); err != nil {
 		return 0, false, err
 	}
 	return id, true, tx.Commit()
@@ -98,7 +112,7 @@ func (s *Service) holdLeases(ctx context.Context) {
 		case <-t.C:
 		}
 		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state = ? AND lease_until != ''`,
-			s.leaseUntil(), s.node, StateRunning); err != nil && ctx.Err() == nil {
+			s.leaseUntil(ctx), s.node, StateRunning); err != nil && ctx.Err() == nil {
 			slog.Error("extend job leases", "node", s.node, "err", err)
 		}
 		if err := s.ReclaimExpired(ctx); err != nil && ctx.Err() == nil {
@@ -125,7 +139,7 @@ func (s *Service) letGo(ctx context.Context, j Job) {
 // fails it when that was its last attempt, recording either; it runs on
 // every node every LeaseTime/3, and once more at start.
 func (s *Service) ReclaimExpired(ctx context.Context) error {
-	now := s.now().UTC().Format(leaseStamp)
+	now := s.leaseNow(ctx).UTC().Format(leaseStamp)
 	type lost struct {
 		id       int64
 		owner    string
@@ -159,7 +173,7 @@ func (s *Service) ReclaimExpired(ctx context.Context) error {
 	// Taken over by this node, under the write lock: the owner's saves
 	// fail from now on, and no other node reclaims the job too.
 	for _, l := range expired {
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?`, s.node, s.leaseUntil(), l.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?`, s.node, s.leaseUntil(ctx), l.id); err != nil {
 			return err
 		}
 	}

@@ -71,8 +71,9 @@ type Service struct {
 	log        AuditLog
 	now        func() time.Time
 
-	node string        // names this node in job leases (lease.go)
-	poll time.Duration // how often idle workers look for jobs other nodes queued
+	clockSet bool          // SetClock was called: leases go by now, not the database's clock
+	node     string        // names this node in job leases (lease.go)
+	poll     time.Duration // how often idle workers look for jobs other nodes queued
 
 	wake    chan struct{}
 	claimMu sync.Mutex
@@ -142,7 +143,7 @@ func (s *Service) Await(ctx context.Context, p operators.Principal, id int64, wa
 }
 
 // SetClock replaces the service's clock; tests use it to move time.
-func (s *Service) SetClock(now func() time.Time) { s.now = now }
+func (s *Service) SetClock(now func() time.Time) { s.now, s.clockSet = now, true }
 
 // ErrNotFound reports an unknown job, or one the caller may not see.
 var ErrNotFound = errors.New("not found")

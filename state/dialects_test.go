@@ -230,3 +230,14 @@ func TestCreateDatabaseRefusesBadURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestNowIsTheDatabasesClock(t *testing.T) {
+	db := statetest.Open(t, t.TempDir())
+	now, err := db.Now(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(now); d > time.Minute || d < -time.Minute {
+		t.Fatalf("the database's clock says %s, this machine's %s", now, time.Now())
+	}
+}

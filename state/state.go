@@ -173,6 +173,20 @@ func (s *DB) Instant(expr string) string {
 	return "julianday(" + expr + ")"
 }
 
+// Now returns the database's clock, which every node sharing it reads
+// alike: PostgreSQL's now() (the transaction's start, outside of one the
+// statement's); SQLite's is this machine's.
+func (s *DB) Now(ctx context.Context) (time.Time, error) {
+	if s.dialect != PostgreSQL {
+		return time.Now(), nil
+	}
+	var t time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT now()`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("state: read the database's clock: %w", err)
+	}
+	return t, nil
+}
+
 // Dialect reports which database this is.
 func (s *DB) Dialect() Dialect { return s.dialect }
 
