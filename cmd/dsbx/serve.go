@@ -53,7 +53,6 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			cfg.TLS = tlsConfig
-			server.TuneGC()
 			srv, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err

@@ -41,7 +41,6 @@ their leases run out, once; a node whose lease ran out can record nothing more a
 				return fmt.Errorf("worker: the token is %s's (%v), not a job node's; add a principal with the role node and give its token", me.Name, me.Roles)
 			}
 			cfg.Name, cfg.Server = me.Name, c
-			server.TuneGC()
 			node, err := server.OpenNode(ctx, cfg)
 			if err != nil {
 				return err
