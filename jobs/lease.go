@@ -61,11 +61,15 @@ func (s *Service) leaseUntil(ctx context.Context) string {
 	return s.leaseNow(ctx).Add(LeaseTime).UTC().Format(leaseStamp)
 }
 
-// SetNode names this node in the leases of the jobs it claims (default
-// "local"). Give every node sharing a state database its own name; a node
-// restarted under the same name queues its cut-off jobs again at once
+// JoinAsNode makes this service a job node of a platform whose server
+// holds the audit log and the data directory: name names it in the leases
+// of the jobs it claims (the server's own service is "local"), and Start
+// leaves to the server what only the owner of the directory may do
+// (finishing cut-off submissions from the log, cleaning the quarantine,
+// where the server replays and releases). Give every node its own name; a
+// node restarted under the same name queues its cut-off jobs again at once
 // instead of waiting for their leases to run out.
-func (s *Service) SetNode(name string) { s.node = name }
+func (s *Service) JoinAsNode(name string) { s.node, s.joined = name, true }
 
 // takeLease claims the next queued job for this node: it moves the job to
 // running under a new lease in one write transaction, so no other node can

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -19,7 +21,7 @@ import (
 func (p *platform) node(t *testing.T, name string, clock *atomic.Int64) *Service {
 	t.Helper()
 	s := New(p.db, p.quarantine(), testSecret, p.catalog, p.dir, p.policy, p.log)
-	s.SetNode(name)
+	s.JoinAsNode(name)
 	s.SetClock(func() time.Time { return time.Unix(0, clock.Load()) })
 	t.Cleanup(s.Stop)
 	return s
@@ -237,7 +239,7 @@ func TestNodeLetsGoOfAJobItCannotRecord(t *testing.T) {
 	acme := p.principal(t, "acme")
 	began := time.Now()
 	node := New(p.db, p.quarantine(), testSecret, p.catalog, p.dir, p.policy, &flakyLog{AuditLog: p.log, kind: "job.ran"})
-	node.SetNode("node-a")
+	node.JoinAsNode("node-a")
 	node.SetClock(func() time.Time { return testNow.Add(time.Since(began)) })
 	j := p.submit(t, acme, totalsSQL)
 	if err := node.Start(ctx, 1); err != nil {
@@ -251,5 +253,44 @@ func TestNodeLetsGoOfAJobItCannotRecord(t *testing.T) {
 	es := p.jobEntries(t, j.ID)
 	if countKind(es, "job.requeued") != 1 || countKind(es, "job.started") != 2 || countKind(es, "result.released") != 1 {
 		t.Fatalf("entries %v; want two starts, one requeue, one release", kinds(es))
+	}
+}
+
+// TestNodeLeavesTheServersDirectoryAlone: a node starting does not clean
+// the quarantine it shares with the server, where the server may be
+// replaying a job or releasing a held one right now; the server's own start
+// does.
+func TestNodeLeavesTheServersDirectoryAlone(t *testing.T) {
+	ctx := context.Background()
+	p := newPlatform(t)
+	var clock atomic.Int64
+	clock.Store(testNow.UnixNano())
+	j := p.submit(t, p.principal(t, "acme"), totalsSQL)
+	scratch := []string{
+		filepath.Join(p.quarantine(), "replay-7-123"),                       // a replay in progress
+		filepath.Join(p.quarantine(), strconv.FormatInt(j.ID, 10), "input"), // a queued job's directory
+	}
+	for _, d := range scratch {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node := p.node(t, "node-a", &clock)
+	if err := node.Start(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	node.Stop()
+	for _, d := range scratch {
+		if _, err := os.Stat(d); err != nil {
+			t.Fatalf("a node's start removed %s: %v", d, err)
+		}
+	}
+	if err := p.svc.Start(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range scratch {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the server's start left %s (%v); the test's directories are not what it cleans", d, err)
+		}
 	}
 }

@@ -80,11 +80,13 @@ func (s *Service) Start(ctx context.Context, workers int) error {
 			return err
 		}
 	}
-	if err := s.failAbandoned(ctx); err != nil {
-		return err
-	}
-	if err := s.cleanQuarantine(ctx); err != nil {
-		return err
+	if !s.joined { // the server's: nodes share its directory
+		if err := s.failAbandoned(ctx); err != nil {
+			return err
+		}
+		if err := s.cleanQuarantine(ctx); err != nil {
+			return err
+		}
 	}
 	if err := s.ReclaimExpired(ctx); err != nil {
 		return fmt.Errorf("reclaim expired job leases: %w", err)

@@ -73,6 +73,7 @@ type Service struct {
 
 	clockSet bool          // SetClock was called: leases go by now, not the database's clock
 	node     string        // names this node in job leases (lease.go)
+	joined   bool          // a job node of another process's platform (JoinAsNode)
 	poll     time.Duration // how often idle workers look for jobs other nodes queued
 
 	wake    chan struct{}

@@ -76,7 +76,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	n := &Node{db: db}
 	n.jobs = jobs.New(db, filepath.Join(cfg.Data, "quarantine"), secret,
 		datasets.Shared(db, filepath.Join(cfg.Data, "datasets"), log), operators.NewDirectory(db, log), policy, log)
-	n.jobs.SetNode(cfg.Name)
+	n.jobs.JoinAsNode(cfg.Name)
 	if err := n.jobs.Start(context.WithoutCancel(ctx), cfg.Workers); err != nil {
 		db.Close()
 		return nil, err
