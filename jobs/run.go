@@ -162,7 +162,7 @@ func (s *Service) work(ctx context.Context) {
 				return
 			case <-s.wake:
 				continue
-			case <-time.After(s.poll):
+			case <-s.pollTick():
 				continue // another node may have queued one
 			}
 		}

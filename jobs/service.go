@@ -74,7 +74,7 @@ type Service struct {
 	clockSet bool          // SetClock was called: leases go by now, not the database's clock
 	node     string        // names this node in job leases (lease.go)
 	joined   bool          // a job node of another process's platform (JoinAsNode)
-	poll     time.Duration // how often idle workers look for jobs other nodes queued
+	poll     time.Duration // how often idle workers and long polls look again for other nodes' changes, in case a notification was missed; 0 with the embedded database, which no other node shares
 
 	wake    chan struct{}
 	claimMu sync.Mutex
@@ -101,10 +101,23 @@ type Service struct {
 // (at least 32 bytes, kept by the platform) derives each agreement's key for
 // hashed fields.
 func New(db *state.DB, dir string, secret []byte, catalog Catalog, agreements Agreements, policy Policy, log AuditLog) *Service {
-	return &Service{
+	s := &Service{
 		db: db, dir: dir, secret: secret, catalog: catalog, agreements: agreements, policy: policy, log: log,
-		now: time.Now, node: "local", poll: time.Second, wake: make(chan struct{}, 1), changed: make(chan struct{}), drained: make(chan struct{}),
+		now: time.Now, node: "local", wake: make(chan struct{}, 1), changed: make(chan struct{}), drained: make(chan struct{}),
 	}
+	if db.Dialect() == state.PostgreSQL {
+		s.poll = time.Second
+	}
+	return s
+}
+
+// pollTick fires after s.poll, or never when there is no other node to
+// look for.
+func (s *Service) pollTick() <-chan time.Time {
+	if s.poll == 0 {
+		return nil
+	}
+	return time.After(s.poll)
 }
 
 // notify wakes everyone waiting in Await.
@@ -134,7 +147,7 @@ func (s *Service) Await(ctx context.Context, p operators.Principal, id int64, wa
 		}
 		select {
 		case <-ch:
-		case <-time.After(s.poll): // another node may have changed it
+		case <-s.pollTick(): // another node may have changed it
 		case <-timer.C:
 			return j, nil
 		case <-ctx.Done():
